@@ -1,0 +1,1225 @@
+// run.c: inference for Llama-architecture language models in one file of plain C.
+//
+// SmolLM2, Llama 3.2, Qwen2.5 and llama2.c's TinyStories models, exported by `export`
+// into one little-endian file (FORMAT.md) that this program memory-maps. The file reads
+// top to bottom in the order the data flows:
+//
+//   1. the model file: header, weights, tokenizer tables
+//   2. the neural-net blocks: rmsnorm, matmul, rope, softmax, swiglu
+//   3. the forward pass with its KV cache
+//   4. the sampler: greedy, temperature, top-k, top-p
+//   5. generation and chat: prompts, chat templates, streaming UTF-8, statistics
+//   6. the command line
+//
+// Build: `make` (OpenMP) or `make noomp`; results are identical either way.
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "tokenizer.c"
+
+// ----------------------------------------------------------------------------
+// errors
+
+// Bad input ends the program with one clear line and exit code 1, never a crash.
+static void fatal(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("run: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    exit(1);
+}
+
+static void *xcalloc(size_t n, size_t size) {
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p) fatal("out of memory (%zu x %zu bytes)", n, size);
+    return p;
+}
+
+// ----------------------------------------------------------------------------
+// 1. The model file (FORMAT.md): a 256-byte header, the tokenizer tables, the weights
+
+#define FILE_MAGIC "RUNC"
+#define FILE_VERSION 1
+#define HEADER_BYTES 256
+#define TENSOR_ALIGN 64
+
+enum { WEIGHT_F32 = 0, WEIGHT_Q8_0 = 1 };
+enum { ROPE_DEFAULT = 0, ROPE_LLAMA3 = 1 };
+enum { CHAT_NONE = 0, CHAT_CHATML = 1, CHAT_LLAMA3 = 2 };
+#define MAX_STOP 8
+
+// The hyperparameters of the network: everything the forward pass needs.
+typedef struct {
+    int dim;            // residual stream width (hidden_size)
+    int hidden_dim;     // MLP width (intermediate_size)
+    int n_layers;
+    int n_heads;        // query heads
+    int n_kv_heads;     // key/value heads; n_heads / n_kv_heads queries share one (GQA)
+    int head_dim;
+    int vocab_size;
+    int max_seq_len;    // max_position_embeddings
+    float rope_theta;
+    float norm_eps;
+    int rope_type;      // ROPE_DEFAULT or ROPE_LLAMA3
+    float rope_factor, rope_low_freq_factor, rope_high_freq_factor;
+    int rope_original_max_pos;
+    int qkv_bias;       // Qwen2: q, k, v projections carry biases
+    int tied_embeddings;
+    int weight_type;    // WEIGHT_F32 or WEIGHT_Q8_0
+    int group_size;     // q8_0: values per scale
+} Config;
+
+// What generation needs to know beyond the network: special tokens, the chat format,
+// and the sampling defaults of the checkpoint's generation_config.json.
+typedef struct {
+    int bos_id;                 // -1 = none
+    int add_bos;                // the tokenizer's post-processor prepends BOS
+    int stop_ids[MAX_STOP];     // generation ends at any of these
+    int n_stop;
+    int eot_id;                 // the token that closes a chat turn, -1 = none
+    int chat_template;          // CHAT_NONE, CHAT_CHATML or CHAT_LLAMA3
+    const char *default_system; // inserted when no system prompt is given (may be "")
+    int default_system_len;
+    float default_temperature;  // 0 = greedy (do_sample false)
+    int default_top_k;          // 0 = off
+    float default_top_p;        // 1 = off
+} GenConfig;
+
+// A weight matrix [rows, cols] in the file's storage type. f32: w. q8_0: q and one
+// scale per group of group_size values along a row (value = q * scale).
+typedef struct {
+    const float *w;     // (rows, cols) or NULL
+    const int8_t *q;    // (rows, cols) or NULL
+    const float *s;     // (rows, cols / group_size) or NULL
+    int rows, cols, group_size;
+} Matrix;
+
+typedef struct {
+    const float *attn_norm;     // (dim)
+    Matrix wq;                  // (n_heads * head_dim, dim)
+    Matrix wk, wv;              // (n_kv_heads * head_dim, dim)
+    const float *bq;            // (n_heads * head_dim) or NULL
+    const float *bk, *bv;       // (n_kv_heads * head_dim) or NULL
+    Matrix wo;                  // (dim, n_heads * head_dim)
+    const float *ffn_norm;      // (dim)
+    Matrix w_gate, w_up;        // (hidden_dim, dim)
+    Matrix w_down;              // (dim, hidden_dim)
+} LayerWeights;
+
+typedef struct {
+    Matrix token_embedding;     // (vocab_size, dim)
+    LayerWeights *layers;       // (n_layers)
+    const float *final_norm;    // (dim)
+    Matrix classifier;          // (vocab_size, dim); the embedding when tied
+} Weights;
+
+typedef struct {
+    const char *path;
+    uint8_t *data;      // the whole file, memory-mapped read-only
+    size_t size;
+    Config config;
+    GenConfig gen;
+    Tokenizer tokenizer;
+    Weights weights;
+} Model;
+
+static uint32_t read_u32(const uint8_t *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static int32_t read_i32(const uint8_t *p) { return (int32_t)read_u32(p); }
+static uint64_t read_u64(const uint8_t *p) { return read_u32(p) | (uint64_t)read_u32(p + 4) << 32; }
+static float read_f32(const uint8_t *p) {
+    uint32_t u = read_u32(p);
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+// CRC-32 as zlib computes it (reflected polynomial 0xEDB88320), so export can use zlib.crc32.
+static uint32_t crc32_update(uint32_t crc, const uint8_t *p, size_t n) {
+    crc = ~crc;
+    for (size_t i = 0; i < n; i++) {
+        crc ^= p[i];
+        for (int k = 0; k < 8; k++) crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1)));
+    }
+    return ~crc;
+}
+
+// Reads one header field and checks its range; a bad file names the field and the file.
+// The fields are u32 except the token ids, which are i32 (-1 = none).
+static int header_field(const Model *m, size_t offset, int is_signed, const char *name, int64_t lo, int64_t hi) {
+    int64_t v = is_signed ? (int64_t)read_i32(m->data + offset) : (int64_t)read_u32(m->data + offset);
+    if (v < lo || v > hi)
+        fatal("%s: header field %s = %lld is out of range [%lld, %lld]", m->path, name,
+              (long long)v, (long long)lo, (long long)hi);
+    return (int)v;
+}
+
+static int header_int(const Model *m, size_t offset, const char *name, int64_t lo, int64_t hi) {
+    return header_field(m, offset, 0, name, lo, hi);
+}
+
+static int header_token(const Model *m, size_t offset, const char *name, int64_t lo, int64_t hi) {
+    return header_field(m, offset, 1, name, lo, hi);
+}
+
+static float header_float(const Model *m, size_t offset, const char *name, double lo, double hi) {
+    float v = read_f32(m->data + offset);
+    if (!(v >= lo && v <= hi)) fatal("%s: header field %s = %g is out of range", m->path, name, v);
+    return v;
+}
+
+// The limits are far above any model this program targets and far below anything that
+// could overflow the size arithmetic in size_t on a 64-bit host.
+#define MAX_DIM (1 << 16)
+#define MAX_LAYERS 1024
+#define MAX_VOCAB (1 << 22)
+#define MAX_SEQ (1 << 22)
+
+static void read_config(Model *m) {
+    Config *c = &m->config;
+    c->dim = header_int(m, 16, "dim", 1, MAX_DIM);
+    c->hidden_dim = header_int(m, 20, "hidden_dim", 1, 8 * MAX_DIM);
+    c->n_layers = header_int(m, 24, "n_layers", 1, MAX_LAYERS);
+    c->n_heads = header_int(m, 28, "n_heads", 1, MAX_DIM);
+    c->n_kv_heads = header_int(m, 32, "n_kv_heads", 1, c->n_heads);
+    c->head_dim = header_int(m, 36, "head_dim", 2, MAX_DIM);
+    c->vocab_size = header_int(m, 40, "vocab_size", 1, MAX_VOCAB);
+    c->max_seq_len = header_int(m, 44, "max_seq_len", 1, MAX_SEQ);
+    c->rope_theta = header_float(m, 48, "rope_theta", 1.0, 1e12);
+    c->norm_eps = header_float(m, 52, "norm_eps", 0.0, 1.0);
+    c->rope_type = header_int(m, 56, "rope_type", ROPE_DEFAULT, ROPE_LLAMA3);
+    c->qkv_bias = header_int(m, 76, "qkv_bias", 0, 1);
+    c->tied_embeddings = header_int(m, 80, "tied_embeddings", 0, 1);
+    c->weight_type = header_int(m, 84, "weight_type", WEIGHT_F32, WEIGHT_Q8_0);
+    if (c->n_heads % c->n_kv_heads != 0)
+        fatal("%s: n_heads (%d) is not a multiple of n_kv_heads (%d)", m->path, c->n_heads, c->n_kv_heads);
+    if (c->head_dim % 2 != 0) fatal("%s: head_dim (%d) must be even for RoPE", m->path, c->head_dim);
+    if ((int64_t)c->n_heads * c->head_dim > MAX_DIM)
+        fatal("%s: n_heads * head_dim is out of range", m->path);
+    if (c->rope_type == ROPE_LLAMA3) {
+        c->rope_factor = header_float(m, 60, "rope_factor", 1.0, 1e6);
+        c->rope_low_freq_factor = header_float(m, 64, "rope_low_freq_factor", 1e-6, 1e6);
+        c->rope_high_freq_factor = header_float(m, 68, "rope_high_freq_factor", 1e-6, 1e6);
+        c->rope_original_max_pos = header_int(m, 72, "rope_original_max_pos", 1, MAX_SEQ);
+        if (c->rope_high_freq_factor <= c->rope_low_freq_factor)
+            fatal("%s: rope_high_freq_factor must exceed rope_low_freq_factor", m->path);
+    }
+    if (c->weight_type == WEIGHT_Q8_0) {
+        c->group_size = header_int(m, 88, "group_size", 1, 1024);
+        int g = c->group_size;
+        if (c->dim % g || c->hidden_dim % g || (c->n_heads * c->head_dim) % g)
+            fatal("%s: group_size %d does not divide every row length", m->path, g);
+    }
+}
+
+static void read_gen_config(Model *m, const char *strings, uint64_t strings_bytes) {
+    GenConfig *f = &m->gen;
+    int V = m->config.vocab_size;
+    f->bos_id = header_token(m, 108, "bos_id", -1, V - 1);
+    f->add_bos = header_int(m, 112, "add_bos", 0, 1);
+    if (f->add_bos && f->bos_id < 0) fatal("%s: add_bos is set but there is no bos_id", m->path);
+    f->n_stop = header_int(m, 120, "n_stop", 0, MAX_STOP);
+    for (int i = 0; i < f->n_stop; i++) f->stop_ids[i] = header_token(m, 124 + 4 * (size_t)i, "stop_ids", 0, V - 1);
+    f->eot_id = header_token(m, 156, "eot_id", -1, V - 1);
+    f->chat_template = header_int(m, 160, "chat_template", CHAT_NONE, CHAT_LLAMA3);
+    uint32_t off = read_u32(m->data + 164), len = read_u32(m->data + 168);
+    if ((uint64_t)off + len > strings_bytes) fatal("%s: default system prompt lies outside the strings", m->path);
+    if (len > (1u << 20)) fatal("%s: default system prompt is too long", m->path);
+    f->default_system = strings + off;
+    f->default_system_len = (int)len;
+    if (f->chat_template != CHAT_NONE && f->eot_id < 0) fatal("%s: a chat template needs an eot_id", m->path);
+    f->default_temperature = header_float(m, 232, "default_temperature", 0.0, 100.0);
+    f->default_top_p = header_float(m, 236, "default_top_p", 0.0, 1.0);
+    f->default_top_k = header_int(m, 240, "default_top_k", 0, MAX_VOCAB);
+    if (f->default_top_p == 0.0f) f->default_top_p = 1.0f;  // 0 = not set
+}
+
+// Checks that [offset, offset + bytes) lies inside the file without overflowing.
+static void check_range(const Model *m, uint64_t offset, uint64_t bytes, const char *what) {
+    if (offset > m->size || bytes > m->size - offset)
+        fatal("%s: %s (offset %llu, %llu bytes) lies outside the file (%zu bytes): truncated or corrupt",
+              m->path, what, (unsigned long long)offset, (unsigned long long)bytes, m->size);
+}
+
+// Walks the weights in file order, handing out aligned pointers into the mapping.
+typedef struct {
+    const Model *m;
+    uint64_t offset;
+} TensorReader;
+
+static const void *next_tensor(TensorReader *r, uint64_t bytes, const char *name) {
+    r->offset = (r->offset + TENSOR_ALIGN - 1) / TENSOR_ALIGN * TENSOR_ALIGN;
+    check_range(r->m, r->offset, bytes, name);
+    const void *p = r->m->data + r->offset;
+    r->offset += bytes;
+    return p;
+}
+
+static const float *next_vector(TensorReader *r, int n, const char *name) {
+    return next_tensor(r, (uint64_t)n * sizeof(float), name);
+}
+
+static Matrix next_matrix(TensorReader *r, int rows, int cols, const char *name) {
+    const Config *c = &r->m->config;
+    Matrix mat = {.rows = rows, .cols = cols, .group_size = c->group_size};
+    uint64_t n = (uint64_t)rows * (uint64_t)cols;
+    if (c->weight_type == WEIGHT_F32) {
+        mat.w = next_tensor(r, n * sizeof(float), name);
+    } else {
+        mat.q = next_tensor(r, n, name);
+        mat.s = next_tensor(r, n / (uint64_t)c->group_size * sizeof(float), name);
+    }
+    return mat;
+}
+
+static void read_weights(Model *m, uint64_t weights_offset) {
+    const Config *c = &m->config;
+    Weights *w = &m->weights;
+    int q_dim = c->n_heads * c->head_dim, kv_dim = c->n_kv_heads * c->head_dim;
+    TensorReader r = {m, weights_offset};
+    w->token_embedding = next_matrix(&r, c->vocab_size, c->dim, "token_embedding");
+    w->layers = xcalloc((size_t)c->n_layers, sizeof(LayerWeights));
+    for (int l = 0; l < c->n_layers; l++) {
+        LayerWeights *lw = &w->layers[l];
+        lw->attn_norm = next_vector(&r, c->dim, "attn_norm");
+        lw->wq = next_matrix(&r, q_dim, c->dim, "wq");
+        lw->wk = next_matrix(&r, kv_dim, c->dim, "wk");
+        lw->wv = next_matrix(&r, kv_dim, c->dim, "wv");
+        if (c->qkv_bias) {
+            lw->bq = next_vector(&r, q_dim, "bq");
+            lw->bk = next_vector(&r, kv_dim, "bk");
+            lw->bv = next_vector(&r, kv_dim, "bv");
+        }
+        lw->wo = next_matrix(&r, c->dim, q_dim, "wo");
+        lw->ffn_norm = next_vector(&r, c->dim, "ffn_norm");
+        lw->w_gate = next_matrix(&r, c->hidden_dim, c->dim, "w_gate");
+        lw->w_up = next_matrix(&r, c->hidden_dim, c->dim, "w_up");
+        lw->w_down = next_matrix(&r, c->dim, c->hidden_dim, "w_down");
+    }
+    w->final_norm = next_vector(&r, c->dim, "final_norm");
+    w->classifier = c->tied_embeddings ? w->token_embedding
+                                       : next_matrix(&r, c->vocab_size, c->dim, "classifier");
+    if (r.offset != m->size)
+        fatal("%s: the file is %zu bytes but its weights end at %llu", m->path, m->size,
+              (unsigned long long)r.offset);
+}
+
+static void read_tokenizer(Model *m, uint64_t tokens_off, uint64_t merges_off,
+                           const char *strings, uint64_t strings_bytes) {
+    TokenizerSpec spec = {0};
+    spec.vocab_size = m->config.vocab_size;
+    spec.type = header_int(m, 92, "tokenizer_type", TOKENIZER_BYTE_BPE, TOKENIZER_SENTENCEPIECE);
+    spec.pretokenizer = header_int(m, 96, "pretokenizer", PRETOK_NONE, PRETOK_QWEN2);
+    spec.normalizer = header_int(m, 100, "normalizer", NORM_NONE, NORM_NFC);
+    spec.ignore_merges = header_int(m, 104, "ignore_merges", 0, 1);
+    spec.n_merges = header_int(m, 116, "n_merges", 0, MAX_VOCAB);
+    spec.bos_id = m->gen.bos_id;
+    check_range(m, tokens_off, (uint64_t)spec.vocab_size * sizeof(TokenRecord), "token table");
+    check_range(m, merges_off, (uint64_t)spec.n_merges * 12, "merge table");
+    if (tokens_off % 4 || merges_off % 4) fatal("%s: tokenizer tables are not 4-byte aligned", m->path);
+    spec.tokens = (const TokenRecord *)(m->data + tokens_off);
+    spec.merges = (const uint32_t *)(m->data + merges_off);
+    spec.strings = strings;
+    spec.strings_bytes = strings_bytes;
+    const char *err = tokenizer_build(&m->tokenizer, &spec);
+    if (err) fatal("%s: bad tokenizer: %s", m->path, err);
+}
+
+static void model_open(Model *m, const char *path) {
+    memset(m, 0, sizeof(*m));
+    m->path = path;
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) fatal("cannot open model file %s: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0) fatal("cannot stat %s: %s", path, strerror(errno));
+    if (st.st_size < HEADER_BYTES) fatal("%s: too small to be a model file (%lld bytes)", path, (long long)st.st_size);
+    m->size = (size_t)st.st_size;
+    m->data = mmap(NULL, m->size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (m->data == MAP_FAILED) fatal("cannot map %s: %s", path, strerror(errno));
+
+    if (memcmp(m->data, FILE_MAGIC, 4) != 0) fatal("%s: not a run.c model file (bad magic); convert it with ./export", path);
+    uint32_t version = read_u32(m->data + 4);
+    if (version != FILE_VERSION) fatal("%s: file format version %u, this program reads version %d", path, version, FILE_VERSION);
+    if (read_u32(m->data + 8) != HEADER_BYTES) fatal("%s: header_bytes is not %d", path, HEADER_BYTES);
+    uint64_t tokens_off = read_u64(m->data + 176), merges_off = read_u64(m->data + 184);
+    uint64_t strings_off = read_u64(m->data + 192), strings_bytes = read_u64(m->data + 200);
+    uint64_t weights_off = read_u64(m->data + 208), file_bytes = read_u64(m->data + 216);
+    if (file_bytes != m->size)
+        fatal("%s: the header says %llu bytes but the file has %zu: truncated or corrupt", path,
+              (unsigned long long)file_bytes, m->size);
+    check_range(m, weights_off, 0, "weights");
+    if (weights_off < HEADER_BYTES || weights_off % TENSOR_ALIGN) fatal("%s: bad weights_offset", path);
+
+    // The header and tokenizer are small: check their CRC on every load (the weights
+    // have their own CRC, checked by --verify since it means reading the whole file).
+    uint8_t head[HEADER_BYTES];
+    memcpy(head, m->data, HEADER_BYTES);
+    memset(head + 224, 0, 8);
+    uint32_t crc = crc32_update(0, head, HEADER_BYTES);
+    crc = crc32_update(crc, m->data + HEADER_BYTES, weights_off - HEADER_BYTES);
+    if (crc != read_u32(m->data + 224)) fatal("%s: header/tokenizer checksum mismatch: the file is corrupt", path);
+
+    read_config(m);
+    check_range(m, strings_off, strings_bytes, "strings");
+    const char *strings = (const char *)m->data + strings_off;
+    read_gen_config(m, strings, strings_bytes);
+    read_tokenizer(m, tokens_off, merges_off, strings, strings_bytes);
+    read_weights(m, weights_off);
+}
+
+static int model_verify_weights(const Model *m) {
+    uint64_t off = read_u64(m->data + 208);
+    return crc32_update(0, m->data + off, m->size - off) == read_u32(m->data + 228);
+}
+
+static void model_close(Model *m) {
+    tokenizer_free(&m->tokenizer);
+    free(m->weights.layers);
+    if (m->data) munmap(m->data, m->size);
+    memset(m, 0, sizeof(*m));
+}
+
+// ----------------------------------------------------------------------------
+// 2. The neural-net blocks
+
+// RMSNorm: out = x / sqrt(mean(x^2) + eps) * weight
+static void rmsnorm(float *out, const float *x, const float *weight, int n, float eps) {
+    float ss = 0.0f;
+    for (int i = 0; i < n; i++) ss += x[i] * x[i];
+    float scale = 1.0f / sqrtf(ss / (float)n + eps);
+    for (int i = 0; i < n; i++) out[i] = weight[i] * (x[i] * scale);
+}
+
+// Quantizes x (n values) in groups of g for the q8_0 matmul: per group,
+// scale = max|x| / 127 and q = round(x / scale), so x ~= q * scale.
+static void quantize_q8(int8_t *q, float *s, const float *x, int n, int g) {
+    for (int start = 0; start < n; start += g) {
+        float amax = 0.0f;
+        for (int i = start; i < start + g; i++) amax = fmaxf(amax, fabsf(x[i]));
+        float scale = amax / 127.0f, inv = scale > 0.0f ? 1.0f / scale : 0.0f;
+        s[start / g] = scale;
+        for (int i = start; i < start + g; i++) q[i] = (int8_t)roundf(x[i] * inv);
+    }
+}
+
+// out = W x, W (rows, cols), x (cols), out (rows). This is where almost all the time
+// goes: every weight is read once per token, so the speed is the memory bandwidth.
+// f32: a plain dot product per row. q8_0: x has been quantized to xq/xs; each group
+// contributes (sum of int8 products) * w_scale * x_scale.
+static void matmul(float *out, const float *x, const int8_t *xq, const float *xs, const Matrix *W) {
+    int cols = W->cols, g = W->group_size;
+    #pragma omp parallel for schedule(static)
+    for (int i = 0; i < W->rows; i++) {
+        float sum = 0.0f;
+        if (W->w) {
+            const float *row = W->w + (size_t)i * cols;
+            for (int j = 0; j < cols; j++) sum += row[j] * x[j];
+        } else {
+            const int8_t *row = W->q + (size_t)i * cols;
+            const float *scale = W->s + (size_t)i * (cols / g);
+            for (int start = 0; start < cols; start += g) {
+                int32_t isum = 0;
+                for (int j = start; j < start + g; j++) isum += (int32_t)row[j] * (int32_t)xq[j];
+                sum += (float)isum * scale[start / g] * xs[start / g];
+            }
+        }
+        out[i] = sum;
+    }
+}
+
+// One row of a matrix as floats (the embedding lookup).
+static void matrix_row(float *out, const Matrix *W, int row) {
+    if (W->w) {
+        memcpy(out, W->w + (size_t)row * W->cols, (size_t)W->cols * sizeof(float));
+    } else {
+        const int8_t *q = W->q + (size_t)row * W->cols;
+        const float *s = W->s + (size_t)row * (W->cols / W->group_size);
+        for (int j = 0; j < W->cols; j++) out[j] = (float)q[j] * s[j / W->group_size];
+    }
+}
+
+// RoPE rotates each pair of a head (i, i + head_dim/2) by the angle pos * inv_freq[i]
+// (Hugging Face's rotate_half layout):
+//   x'[i]        = x[i] cos - x[i + h/2] sin
+//   x'[i + h/2]  = x[i + h/2] cos + x[i] sin
+static void rope(float *x, int n_heads, int head_dim, const float *cos_pos, const float *sin_pos) {
+    int half = head_dim / 2;
+    for (int h = 0; h < n_heads; h++) {
+        float *v = x + (size_t)h * head_dim;
+        for (int i = 0; i < half; i++) {
+            float a = v[i], b = v[i + half];
+            v[i] = a * cos_pos[i] - b * sin_pos[i];
+            v[i + half] = b * cos_pos[i] + a * sin_pos[i];
+        }
+    }
+}
+
+// The inverse frequencies theta^(-2i/head_dim), computed in float32 as transformers does.
+// Llama 3 rescales them: long wavelengths (beyond original_max_pos / low_freq_factor) are
+// divided by factor, short ones (below original_max_pos / high_freq_factor) are kept, and
+// the band between is interpolated smoothly between the two.
+static void rope_inv_freq(float *inv_freq, const Config *c) {
+    int half = c->head_dim / 2;
+    for (int i = 0; i < half; i++) {
+        float f = 1.0f / powf(c->rope_theta, (float)(2 * i) / (float)c->head_dim);
+        if (c->rope_type == ROPE_LLAMA3) {
+            float old_ctx = (float)c->rope_original_max_pos;
+            float low_wavelen = old_ctx / c->rope_low_freq_factor;
+            float high_wavelen = old_ctx / c->rope_high_freq_factor;
+            float wavelen = 2.0f * 3.14159265358979f / f;
+            if (wavelen > low_wavelen) {
+                f = f / c->rope_factor;
+            } else if (wavelen >= high_wavelen) {
+                float smooth = (old_ctx / wavelen - c->rope_low_freq_factor) /
+                               (c->rope_high_freq_factor - c->rope_low_freq_factor);
+                f = (1.0f - smooth) * f / c->rope_factor + smooth * f;
+            }
+        }
+        inv_freq[i] = f;
+    }
+}
+
+static void softmax(float *x, int n) {
+    float max = x[0];
+    for (int i = 1; i < n; i++) max = fmaxf(max, x[i]);
+    float sum = 0.0f;
+    for (int i = 0; i < n; i++) {
+        x[i] = expf(x[i] - max);
+        sum += x[i];
+    }
+    for (int i = 0; i < n; i++) x[i] /= sum;
+}
+
+// SwiGLU: h = silu(gate) * up, silu(x) = x * sigmoid(x)
+static void swiglu(float *gate, const float *up, int n) {
+    for (int i = 0; i < n; i++) gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+}
+
+// ----------------------------------------------------------------------------
+// 3. The forward pass
+
+// The activations of one token and the KV cache of all tokens so far.
+typedef struct {
+    int seq_len;        // KV cache length (the context)
+    float *x;           // (dim) the residual stream
+    float *xb;          // (max(dim, q_dim)) normalised input / attention output
+    float *xb2;         // (dim) a block's output before the residual add
+    float *hb, *hb2;    // (hidden_dim) MLP gate and up
+    float *q;           // (q_dim) queries of all heads
+    float *att;         // (n_heads, seq_len) attention scores
+    float *logits;      // (vocab_size)
+    float *key_cache;   // (n_layers, seq_len, kv_dim)
+    float *value_cache; // (n_layers, seq_len, kv_dim)
+    int8_t *xq;         // (max(dim, q_dim, hidden_dim)) q8_0 activations
+    float *xs;          // (same / group_size) their scales
+    float *inv_freq;    // (head_dim / 2) RoPE frequencies
+    float *rope_cos;    // (head_dim / 2) cos(pos * inv_freq) of the current position
+    float *rope_sin;    // (head_dim / 2)
+} RunState;
+
+static void runstate_build(RunState *s, const Config *c, int seq_len) {
+    int q_dim = c->n_heads * c->head_dim, kv_dim = c->n_kv_heads * c->head_dim;
+    int wide = c->dim > q_dim ? c->dim : q_dim;
+    int widest = wide > c->hidden_dim ? wide : c->hidden_dim;
+    size_t cache = (size_t)c->n_layers * (size_t)seq_len * (size_t)kv_dim;
+    s->seq_len = seq_len;
+    s->x = xcalloc((size_t)c->dim, sizeof(float));
+    s->xb = xcalloc((size_t)wide, sizeof(float));
+    s->xb2 = xcalloc((size_t)c->dim, sizeof(float));
+    s->hb = xcalloc((size_t)c->hidden_dim, sizeof(float));
+    s->hb2 = xcalloc((size_t)c->hidden_dim, sizeof(float));
+    s->q = xcalloc((size_t)q_dim, sizeof(float));
+    s->att = xcalloc((size_t)c->n_heads * (size_t)seq_len, sizeof(float));
+    s->logits = xcalloc((size_t)c->vocab_size, sizeof(float));
+    s->key_cache = xcalloc(cache, sizeof(float));
+    s->value_cache = xcalloc(cache, sizeof(float));
+    s->xq = xcalloc((size_t)widest, 1);
+    s->xs = xcalloc((size_t)widest, sizeof(float));
+    s->inv_freq = xcalloc((size_t)c->head_dim / 2, sizeof(float));
+    s->rope_cos = xcalloc((size_t)c->head_dim / 2, sizeof(float));
+    s->rope_sin = xcalloc((size_t)c->head_dim / 2, sizeof(float));
+    rope_inv_freq(s->inv_freq, c);
+}
+
+static void runstate_free(RunState *s) {
+    free(s->x); free(s->xb); free(s->xb2); free(s->hb); free(s->hb2); free(s->q);
+    free(s->att); free(s->logits); free(s->key_cache); free(s->value_cache);
+    free(s->xq); free(s->xs); free(s->inv_freq); free(s->rope_cos); free(s->rope_sin);
+    memset(s, 0, sizeof(*s));
+}
+
+// out = W x (+ bias), quantizing x first when W is stored as q8_0.
+static void linear(float *out, const float *x, const Matrix *W, const float *bias, RunState *s) {
+    if (W->q) quantize_q8(s->xq, s->xs, x, W->cols, W->group_size);
+    matmul(out, x, s->xq, s->xs, W);
+    if (bias)
+        for (int i = 0; i < W->rows; i++) out[i] += bias[i];
+}
+
+// Causal self-attention of the token at pos over positions 0..pos, for every head:
+//   att = softmax(q . k_t / sqrt(head_dim)),  out = sum_t att_t v_t
+// Query head h reads key/value head h / (n_heads / n_kv_heads) (grouped-query attention).
+static void attention(RunState *s, const Config *c, int layer, int pos) {
+    int hd = c->head_dim, kv_dim = c->n_kv_heads * hd, group = c->n_heads / c->n_kv_heads;
+    size_t layer_off = (size_t)layer * (size_t)s->seq_len * (size_t)kv_dim;
+    float scale = 1.0f / sqrtf((float)hd);
+    #pragma omp parallel for schedule(static)
+    for (int h = 0; h < c->n_heads; h++) {
+        const float *q = s->q + (size_t)h * hd;
+        float *att = s->att + (size_t)h * s->seq_len;
+        size_t kv_off = layer_off + (size_t)(h / group) * hd;
+        for (int t = 0; t <= pos; t++) {
+            const float *k = s->key_cache + kv_off + (size_t)t * kv_dim;
+            float dot = 0.0f;
+            for (int i = 0; i < hd; i++) dot += q[i] * k[i];
+            att[t] = dot * scale;
+        }
+        softmax(att, pos + 1);
+        float *out = s->xb + (size_t)h * hd;
+        memset(out, 0, (size_t)hd * sizeof(float));
+        for (int t = 0; t <= pos; t++) {
+            const float *v = s->value_cache + kv_off + (size_t)t * kv_dim;
+            for (int i = 0; i < hd; i++) out[i] += att[t] * v[i];
+        }
+    }
+}
+
+// Runs one token at position pos through the network; returns the logits (vocab_size)
+// of the next token. The token's keys and values are appended to the cache.
+static float *forward(const Model *m, RunState *s, int token, int pos) {
+    const Config *c = &m->config;
+    const Weights *w = &m->weights;
+    int kv_dim = c->n_kv_heads * c->head_dim;
+    matrix_row(s->x, &w->token_embedding, token);
+    for (int i = 0; i < c->head_dim / 2; i++) {
+        float angle = (float)pos * s->inv_freq[i];
+        s->rope_cos[i] = cosf(angle);
+        s->rope_sin[i] = sinf(angle);
+    }
+    for (int l = 0; l < c->n_layers; l++) {
+        const LayerWeights *lw = &w->layers[l];
+        size_t cache_off = ((size_t)l * (size_t)s->seq_len + (size_t)pos) * (size_t)kv_dim;
+        float *k = s->key_cache + cache_off, *v = s->value_cache + cache_off;
+
+        // attention block: x += Wo attention(rope(Wq xn), rope(Wk xn), Wv xn)
+        rmsnorm(s->xb, s->x, lw->attn_norm, c->dim, c->norm_eps);
+        linear(s->q, s->xb, &lw->wq, lw->bq, s);
+        linear(k, s->xb, &lw->wk, lw->bk, s);
+        linear(v, s->xb, &lw->wv, lw->bv, s);
+        rope(s->q, c->n_heads, c->head_dim, s->rope_cos, s->rope_sin);
+        rope(k, c->n_kv_heads, c->head_dim, s->rope_cos, s->rope_sin);
+        attention(s, c, l, pos);
+        linear(s->xb2, s->xb, &lw->wo, NULL, s);
+        for (int i = 0; i < c->dim; i++) s->x[i] += s->xb2[i];
+
+        // MLP block: x += W_down (silu(W_gate xn) * W_up xn)
+        rmsnorm(s->xb, s->x, lw->ffn_norm, c->dim, c->norm_eps);
+        linear(s->hb, s->xb, &lw->w_gate, NULL, s);
+        linear(s->hb2, s->xb, &lw->w_up, NULL, s);
+        swiglu(s->hb, s->hb2, c->hidden_dim);
+        linear(s->xb2, s->hb, &lw->w_down, NULL, s);
+        for (int i = 0; i < c->dim; i++) s->x[i] += s->xb2[i];
+    }
+    rmsnorm(s->x, s->x, w->final_norm, c->dim, c->norm_eps);
+    linear(s->logits, s->x, &w->classifier, NULL, s);
+    return s->logits;
+}
+
+// ----------------------------------------------------------------------------
+// 4. The sampler: picks the next token from the logits
+
+typedef struct {
+    float temperature;  // 0 = greedy (argmax)
+    int top_k;          // keep the k most likely tokens; 0 = all
+    float top_p;        // keep the smallest set whose probability reaches top_p; 1 = all
+    uint64_t rng;       // xorshift64* state; the same seed gives the same text
+} SamplerConfig;
+
+typedef struct {
+    float prob;
+    int id;
+} ProbIndex;
+
+typedef struct {
+    SamplerConfig cfg;
+    int vocab_size;
+    ProbIndex *candidates;  // (vocab_size) scratch for top-k / top-p
+} Sampler;
+
+static void sampler_build(Sampler *sm, SamplerConfig cfg, int vocab_size) {
+    sm->cfg = cfg;
+    if (sm->cfg.rng == 0) sm->cfg.rng = 0x9E3779B97F4A7C15ull;  // xorshift must not start at 0
+    sm->vocab_size = vocab_size;
+    sm->candidates = xcalloc((size_t)vocab_size, sizeof(ProbIndex));
+}
+
+static void sampler_free(Sampler *sm) {
+    free(sm->candidates);
+    sm->candidates = NULL;
+}
+
+static uint32_t random_u32(uint64_t *state) {
+    *state ^= *state >> 12;
+    *state ^= *state << 25;
+    *state ^= *state >> 27;
+    return (uint32_t)((*state * 0x2545F4914F6CDD1Dull) >> 32);
+}
+
+// a uniform float in [0, 1)
+static float random_f32(uint64_t *state) { return (float)(random_u32(state) >> 8) / 16777216.0f; }
+
+static int argmax(const float *x, int n) {
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[best]) best = i;
+    return best;
+}
+
+static int compare_prob_desc(const void *a, const void *b) {
+    const ProbIndex *x = a, *y = b;
+    if (x->prob != y->prob) return x->prob > y->prob ? -1 : 1;
+    return x->id - y->id;
+}
+
+// Samples from the logits as Hugging Face's generate does with do_sample=True:
+// divide by the temperature, keep the top_k, keep the top_p nucleus, renormalise, draw.
+static int sample(Sampler *sm, float *logits) {
+    const SamplerConfig *cfg = &sm->cfg;
+    int n = sm->vocab_size;
+    if (cfg->temperature <= 0.0f) return argmax(logits, n);
+    for (int i = 0; i < n; i++) logits[i] /= cfg->temperature;
+    softmax(logits, n);
+    ProbIndex *cand = sm->candidates;
+    for (int i = 0; i < n; i++) cand[i] = (ProbIndex){logits[i], i};
+    int keep = n;
+    if ((cfg->top_k > 0 && cfg->top_k < n) || cfg->top_p < 1.0f) {
+        qsort(cand, (size_t)n, sizeof(ProbIndex), compare_prob_desc);
+        if (cfg->top_k > 0 && cfg->top_k < n) keep = cfg->top_k;
+        if (cfg->top_p < 1.0f) {
+            // Keep tokens until the ones kept so far hold at least top_p of the
+            // probability mass (renormalised over the top-k survivors), at least one.
+            float total = 0.0f, cum = 0.0f;
+            for (int i = 0; i < keep; i++) total += cand[i].prob;
+            int i = 0;
+            while (i < keep && (i == 0 || cum < cfg->top_p * total)) cum += cand[i++].prob;
+            keep = i;
+        }
+    }
+    float total = 0.0f;
+    for (int i = 0; i < keep; i++) total += cand[i].prob;
+    float r = random_f32(&sm->cfg.rng) * total, cum = 0.0f;
+    for (int i = 0; i < keep; i++) {
+        cum += cand[i].prob;
+        if (r < cum) return cand[i].id;
+    }
+    return cand[keep - 1].id;  // rounding: r landed at the very end
+}
+
+// ----------------------------------------------------------------------------
+// 5. Generation and chat
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+// A growable byte string (prompts, rendered chats, input lines).
+typedef struct {
+    char *data;
+    size_t len, cap;
+} Text;
+
+static void text_append(Text *t, const char *s, size_t n) {
+    if (t->len + n + 1 > t->cap) {
+        t->cap = (t->len + n + 1) * 2;
+        t->data = realloc(t->data, t->cap);
+        if (!t->data) fatal("out of memory");
+    }
+    memcpy(t->data + t->len, s, n);
+    t->len += n;
+    t->data[t->len] = '\0';
+}
+
+static void text_puts(Text *t, const char *s) { text_append(t, s, strlen(s)); }
+
+static void text_free(Text *t) {
+    free(t->data);
+    memset(t, 0, sizeof(*t));
+}
+
+// Renders what the chat template adds for one user turn, exactly as Hugging Face's
+// apply_chat_template(..., add_generation_prompt=True) renders it. The first turn opens
+// the conversation (BOS, system prompt); later turns first close the assistant's
+// previous answer with the end-of-turn marker, as the template renders the history.
+//   ChatML (SmolLM2, Qwen2.5): <|im_start|>role\ncontent<|im_end|>\n ... <|im_start|>assistant\n
+//   Llama 3: <|begin_of_text|><|start_header_id|>role<|end_header_id|>\n\ncontent<|eot_id|>
+//            ... <|start_header_id|>assistant<|end_header_id|>\n\n
+// Jinja's `trim`: the Llama 3 template strips the whitespace around every message.
+static void text_append_trimmed(Text *t, const char *s) {
+    size_t n = strlen(s);
+    while (n > 0 && strchr(" \t\n\r\v\f", s[0])) s++, n--;
+    while (n > 0 && strchr(" \t\n\r\v\f", s[n - 1])) n--;
+    text_append(t, s, n);
+}
+
+static void render_turn(Text *out, const GenConfig *f, const char *system, const char *user,
+                        int first, const char *date) {
+    if (f->chat_template == CHAT_CHATML) {
+        if (!first) text_puts(out, "<|im_end|>\n");  // closes the previous answer
+        if (first && (system || f->default_system_len > 0)) {
+            text_puts(out, "<|im_start|>system\n");
+            if (system) text_puts(out, system);
+            else text_append(out, f->default_system, (size_t)f->default_system_len);
+            text_puts(out, "<|im_end|>\n");
+        }
+        text_puts(out, "<|im_start|>user\n");
+        text_puts(out, user);
+        text_puts(out, "<|im_end|>\n<|im_start|>assistant\n");
+    } else if (f->chat_template == CHAT_LLAMA3) {
+        if (!first) text_puts(out, "<|eot_id|>");
+        // The Llama 3.2 template always opens with a system turn that carries the
+        // knowledge cutoff and today's date, then the system prompt, if any.
+        if (first) {
+            text_puts(out, "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n");
+            text_puts(out, "Cutting Knowledge Date: December 2023\nToday Date: ");
+            text_puts(out, date);
+            text_puts(out, "\n\n");
+            if (system) text_append_trimmed(out, system);
+            text_puts(out, "<|eot_id|>");
+        }
+        text_puts(out, "<|start_header_id|>user<|end_header_id|>\n\n");
+        text_append_trimmed(out, user);
+        text_puts(out, "<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n");
+    }
+}
+
+// Streams token bytes to a file as valid UTF-8: a token may end in the middle of a
+// multi-byte character (byte-level BPE splits them), so the incomplete tail is held
+// back until the next token completes it. Bytes that can never form a character are
+// written as U+FFFD, as Hugging Face's decode(errors="replace") does.
+typedef struct {
+    unsigned char pending[4];
+    int n;
+} Utf8Stream;
+
+static const char REPLACEMENT[] = "\xEF\xBF\xBD";
+
+// Length of the UTF-8 sequence that starts with byte b (0 = not a lead byte).
+static int utf8_lead_length(unsigned char b) {
+    if (b < 0x80) return 1;
+    if (b >= 0xC2 && b <= 0xDF) return 2;
+    if (b >= 0xE0 && b <= 0xEF) return 3;
+    if (b >= 0xF0 && b <= 0xF4) return 4;
+    return 0;
+}
+
+// Is s[1..n-1] a valid continuation of lead byte s[0]? (no overlongs, no surrogates,
+// nothing above U+10FFFF). Only the first `have` bytes are checked.
+static int utf8_continuation_ok(const unsigned char *s, int have) {
+    for (int i = 1; i < have; i++) {
+        unsigned char c = s[i];
+        unsigned char lo = 0x80, hi = 0xBF;
+        if (i == 1 && s[0] == 0xE0) lo = 0xA0;
+        if (i == 1 && s[0] == 0xED) hi = 0x9F;
+        if (i == 1 && s[0] == 0xF0) lo = 0x90;
+        if (i == 1 && s[0] == 0xF4) hi = 0x8F;
+        if (c < lo || c > hi) return 0;
+    }
+    return 1;
+}
+
+static void utf8_write(Utf8Stream *u, FILE *out, const char *bytes, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        unsigned char b = (unsigned char)bytes[i];
+        if (u->n > 0) {  // try to extend the held sequence
+            u->pending[u->n] = b;
+            if (utf8_continuation_ok(u->pending, u->n + 1)) {
+                if (++u->n == utf8_lead_length(u->pending[0])) {
+                    fwrite(u->pending, 1, (size_t)u->n, out);
+                    u->n = 0;
+                }
+                continue;
+            }
+            fputs(REPLACEMENT, out);  // cut short: b starts afresh
+            u->n = 0;
+        }
+        int len = utf8_lead_length(b);
+        if (len == 1) fputc(b, out);
+        else if (len == 0) fputs(REPLACEMENT, out);
+        else u->pending[u->n++] = b;
+    }
+    fflush(out);
+}
+
+// At the end of an answer an incomplete character can no longer complete.
+static void utf8_finish(Utf8Stream *u, FILE *out) {
+    if (u->n > 0) fputs(REPLACEMENT, out);
+    u->n = 0;
+    fflush(out);
+}
+
+// Timing of one answer, printed on stderr.
+typedef struct {
+    int prompt_tokens;
+    double prefill_s;   // time to run the prompt through the network
+    int new_tokens;
+    double gen_s;       // time to run the generated tokens through the network
+    double ttft_s;      // from the start of the prompt to the first new token
+} Stats;
+
+static double peak_rss_mb(void);
+
+enum { STATS_TEXT, STATS_JSON, STATS_OFF };
+
+static void print_stats(const Stats *st, int mode) {
+    if (mode == STATS_OFF) return;
+    double prefill = st->prefill_s > 0 ? st->prompt_tokens / st->prefill_s : 0;
+    double gen = st->gen_s > 0 ? st->new_tokens / st->gen_s : 0;
+    if (mode == STATS_JSON)
+        fprintf(stderr, "{\"prompt_tokens\": %d, \"prefill_tok_s\": %.2f, \"new_tokens\": %d, "
+                "\"gen_tok_s\": %.2f, \"ttft_ms\": %.2f, \"peak_rss_mb\": %.1f}\n",
+                st->prompt_tokens, prefill, st->new_tokens, gen, st->ttft_s * 1e3, peak_rss_mb());
+    else
+        fprintf(stderr, "[prompt: %d tokens, %.1f tok/s | answer: %d tokens, %.1f tok/s | "
+                "first token after %.0f ms]\n",
+                st->prompt_tokens, prefill, st->new_tokens, gen, st->ttft_s * 1e3);
+}
+
+// A conversation with the model: the KV cache holds positions 0..pos-1.
+typedef struct {
+    const Model *model;
+    RunState state;
+    Sampler sampler;
+    int pos;
+    int max_new_tokens;     // per answer; < 0 = until a stop token or the context end
+    int ignore_eos;         // keep going past stop tokens
+    FILE *dump_logits;      // float32 logits of every processed position, or NULL
+    Stats stats;            // of the last answer
+} Session;
+
+static void session_build(Session *ss, const Model *m, int seq_len, SamplerConfig sc) {
+    memset(ss, 0, sizeof(*ss));
+    ss->model = m;
+    runstate_build(&ss->state, &m->config, seq_len);
+    sampler_build(&ss->sampler, sc, m->config.vocab_size);
+    ss->max_new_tokens = -1;
+}
+
+static void session_free(Session *ss) {
+    runstate_free(&ss->state);
+    sampler_free(&ss->sampler);
+}
+
+static int is_stop(const Model *m, int token) {
+    for (int i = 0; i < m->gen.n_stop; i++)
+        if (m->gen.stop_ids[i] == token) return 1;
+    return 0;
+}
+
+static float *session_forward(Session *ss, int token) {
+    float *logits = forward(ss->model, &ss->state, token, ss->pos++);
+    if (ss->dump_logits)
+        fwrite(logits, sizeof(float), (size_t)ss->model->config.vocab_size, ss->dump_logits);
+    return logits;
+}
+
+// Encodes text into ids (malloc'ed, *n of them), with BOS first when asked.
+// Returns NULL if the text is not valid UTF-8.
+static int *encode(const Model *m, const char *text, int bos, int *n) {
+    size_t len = strlen(text);
+    int *ids = xcalloc(len + 3, sizeof(int));
+    int start = bos && m->gen.bos_id >= 0;
+    if (start) ids[0] = m->gen.bos_id;
+    int k = tokenizer_encode(&m->tokenizer, text, len, ids + start);
+    if (k < 0) {
+        free(ids);
+        return NULL;
+    }
+    *n = k + start;
+    return ids;
+}
+
+// Runs the prompt through the network, then samples up to max_new_tokens new tokens,
+// streaming their text to out, until a stop token or the end of the context. Every
+// emitted token enters the KV cache, so a conversation can go on from here.
+// Returns 0, or -1 (nothing done) if the prompt does not fit in the context left.
+static int session_generate(Session *ss, const int *prompt, int n_prompt, FILE *out) {
+    const Model *m = ss->model;
+    Stats *st = &ss->stats;
+    memset(st, 0, sizeof(*st));
+    if (n_prompt < 1 || n_prompt > ss->state.seq_len - ss->pos) return -1;
+    double t0 = now_seconds();
+    float *logits = NULL;
+    for (int i = 0; i < n_prompt; i++) logits = session_forward(ss, prompt[i]);
+    double t1 = now_seconds();
+    st->prompt_tokens = n_prompt;
+    st->prefill_s = t1 - t0;
+
+    Utf8Stream utf8 = {0};
+    int prev = prompt[n_prompt - 1];
+    for (int n = 0; ss->max_new_tokens < 0 || n < ss->max_new_tokens; n++) {
+        int next = sample(&ss->sampler, logits);
+        if (n == 0) st->ttft_s = now_seconds() - t0;
+        if (is_stop(m, next) && !ss->ignore_eos) break;
+        size_t len;
+        const char *piece = tokenizer_decode(&m->tokenizer, prev, next, &len);
+        utf8_write(&utf8, out, piece, len);
+        st->new_tokens++;
+        prev = next;
+        if (ss->pos == ss->state.seq_len) {
+            utf8_finish(&utf8, out);
+            fprintf(stderr, "\n[context full: %d tokens; stopping]\n", ss->state.seq_len);
+            break;
+        }
+        logits = session_forward(ss, next);
+    }
+    utf8_finish(&utf8, out);
+    st->gen_s = now_seconds() - t0 - st->ttft_s;
+    return 0;
+}
+
+// Reads one line from f (without its newline) into t. Returns 0 at end of input.
+static int read_line(Text *t, FILE *f) {
+    t->len = 0;
+    text_append(t, "", 0);
+    int c, any = 0;
+    while ((c = fgetc(f)) != EOF) {
+        any = 1;
+        if (c == '\n') break;
+        char ch = (char)c;
+        text_append(t, &ch, 1);
+    }
+    if (t->len > 0 && t->data[t->len - 1] == '\r') t->data[--t->len] = '\0';
+    return any;
+}
+
+// Today's date as the Llama 3.2 template writes it (strftime "%d %b %Y").
+static void today(char *buf, size_t n) {
+    time_t now = time(NULL);
+    strftime(buf, n, "%d %b %Y", localtime(&now));
+}
+
+// Chat: -i is the first user turn, then one turn per line of stdin until EOF. The KV
+// cache is kept across turns, so each turn only processes its own new tokens.
+static void chat(Session *ss, const char *system, const char *first_prompt, int stats_mode) {
+    const Model *m = ss->model;
+    char date[32];
+    today(date, sizeof(date));
+    int interactive = isatty(fileno(stdin));
+    int first = 1;
+    const char *pending = first_prompt;
+    Text line = {0}, turn = {0};
+    for (;;) {
+        const char *user = pending;
+        pending = NULL;
+        if (!user) {
+            if (interactive) fputs("> ", stderr);
+            if (!read_line(&line, stdin)) break;
+            user = line.data;
+        }
+        turn.len = 0;
+        render_turn(&turn, &m->gen, system, user, first, date);
+        int n;
+        int *ids = encode(m, turn.data, 0, &n);
+        if (!ids) {
+            fprintf(stderr, "run: the input is not valid UTF-8; turn ignored\n");
+            continue;
+        }
+        if (session_generate(ss, ids, n, stdout) != 0) {
+            fprintf(stderr, "run: this turn needs %d tokens but only %d of the %d-token context are "
+                    "left; turn ignored. Start a new conversation, or run with a larger -c "
+                    "(the model allows %d).\n", n, ss->state.seq_len - ss->pos, ss->state.seq_len,
+                    m->config.max_seq_len);
+        } else {
+            fputc('\n', stdout);
+            fflush(stdout);
+            print_stats(&ss->stats, stats_mode);
+            first = 0;
+        }
+        free(ids);
+    }
+    text_free(&line);
+    text_free(&turn);
+}
+
+// ----------------------------------------------------------------------------
+// 6. The command line
+
+#include <sys/resource.h>
+
+static double peak_rss_mb(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_maxrss / 1024.0;  // Linux reports kilobytes
+}
+
+static void usage(FILE *f) {
+    fputs("Usage: run MODEL.bin [options]\n"
+          "  -m, --mode MODE           generate | chat | tokenize (default: chat for models\n"
+          "                            with a chat template, else generate)\n"
+          "  -i, --prompt TEXT         the prompt (chat: the first user turn; further turns\n"
+          "                            are read from stdin, one per line)\n"
+          "  -y, --system TEXT         chat: the system prompt (default: the model's own)\n"
+          "  -t, --temperature T       0 = greedy (default: the model's generation_config)\n"
+          "  -p, --top-p P             nucleus sampling: keep the most likely tokens up to\n"
+          "                            probability P (1 = off)\n"
+          "  -k, --top-k K             keep the K most likely tokens (0 = off)\n"
+          "  -s, --seed N              random seed (default: the time)\n"
+          "  -n, --max-new-tokens N    new tokens per answer (default 256; -1 = no limit)\n"
+          "  -c, --context N           KV cache length (default: min(model max, 2048))\n"
+          "      --ignore-eos          do not stop at end-of-sequence/end-of-turn tokens\n"
+          "      --dump-logits FILE    write the float32 logits of every processed position\n"
+          "      --stats text|json|off statistics after each answer on stderr (default text)\n"
+          "      --verify              check the weights' checksum, then exit\n"
+          "  -h, --help                this help\n", f);
+}
+
+typedef struct {
+    const char *model_path, *mode, *prompt, *system, *dump_logits;
+    float temperature, top_p;
+    int top_k, max_new_tokens, context, ignore_eos, verify;
+    int has_temperature, has_top_p, has_top_k;
+    const char *stats;
+    long long seed;
+} Options;
+
+static long long parse_int(const char *s, const char *name, long long lo, long long hi) {
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi)
+        fatal("%s expects a whole number in [%lld, %lld], got '%s'", name, lo, hi, s);
+    return v;
+}
+
+static float parse_float(const char *s, const char *name, double lo, double hi) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !(v >= lo && v <= hi))
+        fatal("%s expects a number in [%g, %g], got '%s'", name, lo, hi, s);
+    return (float)v;
+}
+
+static int is_option(const char *arg, const char *short_name, const char *long_name) {
+    return !strcmp(arg, short_name) || !strcmp(arg, long_name);
+}
+
+static Options parse_args(int argc, char **argv) {
+    Options o = {0};
+    o.max_new_tokens = 256;
+    o.seed = -1;
+    o.stats = "text";
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); exit(0); }
+        if (!strcmp(a, "--ignore-eos")) { o.ignore_eos = 1; continue; }
+        if (!strcmp(a, "--verify")) { o.verify = 1; continue; }
+        if (a[0] != '-') {
+            if (o.model_path) fatal("unexpected argument '%s' (see --help)", a);
+            o.model_path = a;
+            continue;
+        }
+        if (i + 1 >= argc) fatal("option %s needs a value (see --help)", a);
+        const char *v = argv[++i];
+        if (is_option(a, "-m", "--mode")) o.mode = v;
+        else if (is_option(a, "-i", "--prompt")) o.prompt = v;
+        else if (is_option(a, "-y", "--system")) o.system = v;
+        else if (is_option(a, "-t", "--temperature")) { o.temperature = parse_float(v, a, 0, 100); o.has_temperature = 1; }
+        else if (is_option(a, "-p", "--top-p")) { o.top_p = parse_float(v, a, 0, 1); o.has_top_p = 1; }
+        else if (is_option(a, "-k", "--top-k")) { o.top_k = (int)parse_int(v, a, 0, MAX_VOCAB); o.has_top_k = 1; }
+        else if (is_option(a, "-s", "--seed")) o.seed = parse_int(v, a, 0, INT64_MAX);
+        else if (is_option(a, "-n", "--max-new-tokens")) o.max_new_tokens = (int)parse_int(v, a, -1, MAX_SEQ);
+        else if (is_option(a, "-c", "--context")) o.context = (int)parse_int(v, a, 1, MAX_SEQ);
+        else if (is_option(a, "", "--dump-logits")) o.dump_logits = v;
+        else if (is_option(a, "", "--stats")) o.stats = v;
+        else fatal("unknown option %s (see --help)", a);
+    }
+    if (!o.model_path) { usage(stderr); exit(1); }
+    if (strcmp(o.stats, "text") && strcmp(o.stats, "json") && strcmp(o.stats, "off"))
+        fatal("--stats expects text, json or off");
+    return o;
+}
+
+#ifndef TESTING
+int main(int argc, char **argv) {
+    Options o = parse_args(argc, argv);
+    Model model;
+    model_open(&model, o.model_path);
+    const Config *c = &model.config;
+    if (o.verify) {
+        if (!model_verify_weights(&model)) fatal("%s: weights checksum mismatch: the file is corrupt", o.model_path);
+        fprintf(stderr, "%s: checksums OK\n", o.model_path);
+        model_close(&model);
+        return 0;
+    }
+    const char *mode = o.mode ? o.mode : model.gen.chat_template != CHAT_NONE ? "chat" : "generate";
+
+    if (!strcmp(mode, "tokenize")) {
+        int n;
+        int *ids = encode(&model, o.prompt ? o.prompt : "", 0, &n);
+        if (!ids) fatal("the prompt is not valid UTF-8");
+        for (int i = 0; i < n; i++) printf(i ? " %d" : "%d", ids[i]);
+        printf("\n");
+        free(ids);
+        model_close(&model);
+        return 0;
+    }
+    if (strcmp(mode, "generate") && strcmp(mode, "chat")) fatal("unknown mode '%s' (see --help)", mode);
+    if (!strcmp(mode, "chat") && model.gen.chat_template == CHAT_NONE)
+        fatal("%s has no chat template: use -m generate", o.model_path);
+
+    int seq_len = o.context ? o.context : c->max_seq_len < 2048 ? c->max_seq_len : 2048;
+    if (seq_len > c->max_seq_len) fatal("-c %d exceeds the model's maximum context (%d)", seq_len, c->max_seq_len);
+    SamplerConfig sc = {
+        .temperature = o.has_temperature ? o.temperature : model.gen.default_temperature,
+        .top_k = o.has_top_k ? o.top_k : model.gen.default_top_k,
+        .top_p = o.has_top_p ? o.top_p : model.gen.default_top_p,
+        .rng = o.seed >= 0 ? (uint64_t)o.seed : (uint64_t)time(NULL),
+    };
+    Session ss;
+    session_build(&ss, &model, seq_len, sc);
+    ss.max_new_tokens = o.max_new_tokens;
+    ss.ignore_eos = o.ignore_eos;
+    if (o.dump_logits && !(ss.dump_logits = fopen(o.dump_logits, "wb")))
+        fatal("cannot write %s: %s", o.dump_logits, strerror(errno));
+    int stats = !strcmp(o.stats, "json") ? STATS_JSON : !strcmp(o.stats, "off") ? STATS_OFF : STATS_TEXT;
+
+    if (!strcmp(mode, "chat")) {
+        chat(&ss, o.system, o.prompt, stats);
+    } else {
+        int n;
+        int *ids = encode(&model, o.prompt ? o.prompt : "", model.gen.add_bos, &n);
+        if (!ids) fatal("the prompt is not valid UTF-8");
+        if (n == 0) fatal("the prompt is empty and the model has no BOS token to start from");
+        if (n > seq_len) fatal("the prompt is %d tokens, longer than the context (%d; see -c)", n, seq_len);
+        session_generate(&ss, ids, n, stdout);
+        fputc('\n', stdout);
+        print_stats(&ss.stats, stats);
+        free(ids);
+    }
+    if (ss.dump_logits && fclose(ss.dump_logits) != 0) fatal("cannot write %s", o.dump_logits);
+    session_free(&ss);
+    model_close(&model);
+    return 0;
+}
+#endif

@@ -1,0 +1,45 @@
+#!/usr/bin/env python3
+"""Turns the chat renderings made by transformers into a TSV for tests/test_units.c.
+
+Reads shared/fixtures/chat_templates/renderings.json (official Llama 3.2 and Qwen2.5
+templates) and the `chat` cases of tokenizers/*/cases.json (SmolLM2's template), keeps
+the add_generation_prompt=True renderings, and writes one line per conversation:
+name, template kind, default system prompt, system prompt ('-' = none), user turns,
+assistant answers (comma-separated lists), rendering; texts as hex UTF-8.
+"""
+import json
+import sys
+
+DEFAULT_SYSTEM = {
+    "Qwen-Qwen2.5-7B-Instruct": ("chatml", "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."),
+    "meta-llama-Llama-3.2-3B-Instruct": ("llama3", ""),
+    "SmolLM2": ("chatml", "You are a helpful AI assistant named SmolLM, trained by Hugging Face"),
+}
+
+
+def hexs(s):
+    return s.encode("utf-8").hex() if s else ""
+
+
+def line(name, template, case):
+    kind, default = DEFAULT_SYSTEM[template]
+    msgs = case["messages"]
+    system = msgs[0]["content"] if msgs[0]["role"] == "system" else None
+    users = [m["content"] for m in msgs if m["role"] == "user"]
+    answers = [m["content"] for m in msgs if m["role"] == "assistant"]
+    return "\t".join([name, kind, hexs(default) or "-", "-" if system is None else hexs(system) or "-",
+                      ",".join(hexs(u) for u in users), ",".join(hexs(a) for a in answers) or "-",
+                      hexs(case["rendered"])])
+
+
+def main():
+    renderings, smollm2_cases = sys.argv[1], sys.argv[2]
+    for template, cases in json.load(open(renderings)).items():
+        for case in cases:
+            if case["add_generation_prompt"]:
+                print(line(f"{template}/{case['name']}", template, case))
+    for case in json.load(open(smollm2_cases))["chat"]:
+        print(line(f"SmolLM2/{case['name']}", "SmolLM2", case))
+
+
+main()

@@ -1,0 +1,169 @@
+#!/usr/bin/env bash
+# The test suite: `make test` runs it (and `make check-asan`, with SANITIZE set).
+#
+# Every check prints one line, "ok ...", "FAIL ..." or "SKIP ...", and the suite ends
+# with "N passed, N failed, N skipped". The only skips are the cases that read
+# ../shared/data (real third-party files that a fresh clone elsewhere does not have).
+set -u
+cd "$(dirname "$0")/.."
+
+SHARED_DATA=${SHARED_DATA:-../shared/data}
+BUILD=tests/build
+FIX=tests/fixtures
+CC=${CC:-cc}
+TEST_CFLAGS="-O2 -g -std=c11 -Wall -Wextra -Wno-unused-function -D_POSIX_C_SOURCE=200809L -fopenmp ${SANITIZE:-}"
+mkdir -p "$BUILD"
+passed=0 failed=0 skipped=0
+
+# Runs a command and counts the "ok"/"FAIL"/"SKIP" lines it prints; a command that
+# exits non-zero without printing a FAIL line counts as one failure.
+count() {
+    local out status
+    out=$("$@" 2>&1)
+    status=$?
+    printf '%s\n' "$out" | grep -E '^(ok|FAIL|SKIP|    )' || true
+    local p f s
+    p=$(printf '%s\n' "$out" | grep -c '^ok ')
+    f=$(printf '%s\n' "$out" | grep -c '^FAIL')
+    s=$(printf '%s\n' "$out" | grep -c '^SKIP')
+    if [ "$status" -ne 0 ] && [ "$f" -eq 0 ]; then
+        printf '%s\n' "$out" | tail -n 5 | sed 's/^/    /'
+        echo "FAIL $* exited with status $status"
+        f=1
+    fi
+    passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
+}
+
+ok() { echo "ok $*"; passed=$((passed + 1)); }
+fail() { echo "FAIL $*"; failed=$((failed + 1)); }
+skip() { echo "SKIP $*"; skipped=$((skipped + 1)); }
+
+# Runs ./run expecting failure: a non-zero exit, no crash (status >= 128 = a signal,
+# sanitizers exit with their own code and a report), and a message containing $1.
+expect_error() {
+    local what=$1 pattern=$2
+    shift 2
+    local out status
+    out=$("$@" 2>&1 </dev/null)
+    status=$?
+    if [ "$status" -ne 0 ] && [ "$status" -lt 128 ] && ! grep -q 'Sanitizer' <<<"$out" &&
+        grep -qi -- "$pattern" <<<"$out"; then
+        ok "$what: $(head -n 1 <<<"$out")"
+    else
+        fail "$what (status $status): $out"
+    fi
+}
+
+build_test() {
+    $CC $TEST_CFLAGS -o "$BUILD/$1" "tests/$1.c" -lm || { fail "cannot build tests/$1.c"; return 1; }
+}
+
+# ---------------------------------------------------------------------------- build
+
+echo "== building"
+[ -x ./run ] || { echo "FAIL ./run is not built (make run)"; exit 1; }
+for t in test_units test_model test_tokenizer; do build_test $t; done
+
+echo "== export the fixtures"
+export_fixture() {  # name [export options...]
+    local name=$1
+    shift
+    if ./export -q "$@" "$FIX/hf/$name" "$BUILD/$name.bin" 2>"$BUILD/$name.export.log"; then
+        ok "export $name"
+    else
+        fail "export $name: $(cat "$BUILD/$name.export.log")"
+    fi
+}
+for m in tiny-smollm2 tiny-untied-mha-f32 tiny-mqa-f16; do export_fixture $m; done
+
+# ---------------------------------------------------------------------------- units
+
+echo "== units: sampler, UTF-8 streaming, chat templates"
+python3 tests/chat_renderings.py "$FIX/chat_templates/renderings.json" "$FIX/tokenizers/real-smollm2/cases.json" \
+    >"$BUILD/renderings.tsv"
+count "$BUILD/test_units" "$BUILD/renderings.tsv"
+
+# ---------------------------------------------------------------------------- golden models
+
+echo "== golden: logits and greedy ids against Hugging Face transformers"
+for m in tiny-smollm2 tiny-untied-mha-f32 tiny-mqa-f16; do
+    count "$BUILD/test_model" "$BUILD/$m.bin" "$FIX/hf/$m"
+done
+if [ -d "$SHARED_DATA/smollm2-vocab-tiny" ]; then
+    ./export -q "$SHARED_DATA/smollm2-vocab-tiny" "$BUILD/smollm2-vocab-tiny.bin" &&
+        count "$BUILD/test_model" "$BUILD/smollm2-vocab-tiny.bin" "$SHARED_DATA/smollm2-vocab-tiny"
+else
+    skip "smollm2-vocab-tiny golden test: $SHARED_DATA is absent"
+fi
+
+# The same through the command line: ./run tokenizes the prompt text, generates
+# greedily and dumps the logits of every position, which must match the reference.
+echo "== golden through the CLI (tokenize, generate, --dump-logits)"
+cli_golden() {  # model.bin fixture_dir
+    python3 tests/cli_golden.py ./run "$1" "$2" "$BUILD"
+}
+for m in tiny-smollm2 tiny-untied-mha-f32 tiny-mqa-f16; do count cli_golden "$BUILD/$m.bin" "$FIX/hf/$m"; done
+if [ -d "$SHARED_DATA/smollm2-vocab-tiny" ]; then
+    count cli_golden "$BUILD/smollm2-vocab-tiny.bin" "$SHARED_DATA/smollm2-vocab-tiny"
+else
+    skip "smollm2-vocab-tiny CLI golden test: $SHARED_DATA is absent"
+fi
+
+# ---------------------------------------------------------------------------- tokenizer
+
+echo "== tokenizer: encode/decode against Hugging Face tokenizers"
+count "$BUILD/test_tokenizer" "$BUILD/tiny-smollm2.bin" "$FIX/tokenizers/tiny-gpt2"
+if [ -f "$BUILD/smollm2-vocab-tiny.bin" ]; then
+    count "$BUILD/test_tokenizer" "$BUILD/smollm2-vocab-tiny.bin" "$FIX/tokenizers/real-smollm2"
+else
+    skip "real SmolLM2 tokenizer: $SHARED_DATA is absent"
+fi
+
+# ---------------------------------------------------------------------------- bad input
+
+echo "== bad input: clear errors, non-zero exit, no crash"
+bad="$BUILD/bad"
+mkdir -p "$bad"
+good="$BUILD/tiny-smollm2.bin"
+expect_error "missing file" "cannot open" ./run "$bad/does-not-exist.bin" -i hi
+head -c 1000 "$good" >"$bad/truncated.bin"
+expect_error "truncated file" "truncated" ./run "$bad/truncated.bin" -i hi
+head -c 100 "$good" >"$bad/tiny.bin"
+expect_error "file shorter than a header" "too small" ./run "$bad/tiny.bin" -i hi
+patch_file() {  # out offset python-struct-format value
+    cp "$good" "$1"
+    python3 -c "import struct,sys,zlib
+p,off,fmt,val=sys.argv[1],int(sys.argv[2]),sys.argv[3],sys.argv[4]
+b=bytearray(open(p,'rb').read())
+struct.pack_into(fmt,b,off,int(val,0))
+if off not in (224,):  # keep the checksum valid so the field check itself is tested
+    w=struct.unpack_from('<Q',b,208)[0]; h=bytearray(b[:w]); h[224:232]=bytes(8)
+    struct.pack_into('<I',b,224,zlib.crc32(h))
+open(p,'wb').write(b)" "$1" "$2" "$3" "$4"
+}
+patch_file "$bad/magic.bin" 0 '<I' 0x46554747
+expect_error "wrong magic" "magic" ./run "$bad/magic.bin" -i hi
+patch_file "$bad/version.bin" 4 '<I' 99
+expect_error "wrong version" "version" ./run "$bad/version.bin" -i hi
+patch_file "$bad/vocab.bin" 40 '<I' 2147483648
+expect_error "vocab size 2^31" "vocab_size" ./run "$bad/vocab.bin" -i hi
+patch_file "$bad/heads.bin" 32 '<I' 3
+expect_error "kv heads that do not divide heads" "n_kv_heads" ./run "$bad/heads.bin" -i hi
+patch_file "$bad/crc.bin" 224 '<I' 12345
+expect_error "corrupt header checksum" "checksum" ./run "$bad/crc.bin" -i hi
+cp "$good" "$bad/weights.bin"
+printf '\x7f' | dd of="$bad/weights.bin" bs=1 seek=$(($(stat -c %s "$good") - 3)) conv=notrunc status=none
+expect_error "corrupt weights found by --verify" "checksum" ./run "$bad/weights.bin" --verify
+expect_error "prompt longer than the context" "longer than the context" ./run "$good" -m generate -c 8 \
+    -i "Once upon a time, in a small village near Groningen, there lived a cat."
+expect_error "invalid UTF-8 prompt" "UTF-8" ./run "$good" -m generate -i $'abc\xff'
+expect_error "unknown option" "unknown option" ./run "$good" --frobnicate 1
+expect_error "bad number" "expects" ./run "$good" -t hot
+expect_error "context above the model's maximum" "exceeds" ./run "$good" -c 100000 -i hi
+
+echo "== export: refuses what it does not support"
+if [ -f tests/test_export.sh ]; then count bash tests/test_export.sh; fi
+
+echo
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,99 @@
+// Golden test of the forward pass against Hugging Face transformers.
+//
+//   test_model MODEL.bin FIXTURE_DIR [TOLERANCE]
+//
+// FIXTURE_DIR holds reference.txt and caseN.logits.f32 from shared/fixtures (made by
+// transformers in float64 without a KV cache). For every case the prompt and then the
+// reference's greedy tokens are fed one at a time through our KV-cached forward pass;
+// at every step our argmax must equal the reference's greedy id, and at every listed
+// position our logits must be within TOLERANCE (default 1e-4) of the reference's.
+#define TESTING
+#include "../run.c"
+
+#include "test_util.h"
+
+typedef struct {
+    char name[64];
+    IntList prompt, greedy, positions;
+    char logits_file[256];
+    int rows, cols;
+} Case;
+
+// Parses the next case of reference.txt; returns 0 at the end of the file.
+static int read_case(FILE *f, Case *c) {
+    char line[65536];
+    memset(c, 0, sizeof(*c));
+    int have = 0;
+    long mark = ftell(f);
+    while (fgets(line, sizeof(line), f)) {
+        char key[64];
+        int used = 0;
+        if (line[0] == '#' || sscanf(line, "%63s%n", key, &used) != 1) { mark = ftell(f); continue; }
+        if (!strcmp(key, "case")) {
+            if (have) { fseek(f, mark, SEEK_SET); return 1; }
+            sscanf(line + used, "%63s", c->name);
+            have = 1;
+        } else if (!strcmp(key, "prompt_ids")) intlist_parse(&c->prompt, line + used);
+        else if (!strcmp(key, "greedy_ids")) intlist_parse(&c->greedy, line + used);
+        else if (!strcmp(key, "logits_positions")) intlist_parse(&c->positions, line + used);
+        else if (!strcmp(key, "logits")) sscanf(line + used, "%255s %d %d", c->logits_file, &c->rows, &c->cols);
+        mark = ftell(f);
+    }
+    return have;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 3) { fprintf(stderr, "usage: test_model MODEL.bin FIXTURE_DIR [TOLERANCE]\n"); return 2; }
+    float tol = argc > 3 ? (float)atof(argv[3]) : 1e-4f;
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/reference.txt", argv[2]);
+    FILE *ref = fopen(path, "r");
+    if (!ref) { printf("FAIL cannot open %s\n", path); return 1; }
+    Model m;
+    model_open(&m, argv[1]);
+    int V = m.config.vocab_size, failed = 0;
+    Case c;
+    while (read_case(ref, &c)) {
+        int n_prompt = c.prompt.n, n_total = c.prompt.n + c.greedy.n;
+        snprintf(path, sizeof(path), "%s/%s", argv[2], c.logits_file);
+        float *expected = read_floats(path, (size_t)c.rows * (size_t)c.cols);
+        if (!expected || c.cols != V || c.rows != c.positions.n) {
+            printf("FAIL %s/%s: bad reference logits %s\n", argv[2], c.name, path);
+            failed++;
+            continue;
+        }
+        RunState s;
+        runstate_build(&s, &m.config, n_total);
+        float *ours = xcalloc((size_t)n_total * (size_t)V, sizeof(float));
+        int first_bad_step = -1;
+        for (int pos = 0; pos < n_total; pos++) {
+            int token = pos < n_prompt ? c.prompt.v[pos] : c.greedy.v[pos - n_prompt];
+            float *logits = forward(&m, &s, token, pos);
+            memcpy(ours + (size_t)pos * V, logits, (size_t)V * sizeof(float));
+            int step = pos - n_prompt + 1;  // the greedy id this position predicts
+            if (step >= 0 && step < c.greedy.n && argmax(logits, V) != c.greedy.v[step] && first_bad_step < 0)
+                first_bad_step = step;
+        }
+        float max_diff = 0.0f;
+        for (int r = 0; r < c.rows; r++) {
+            int pos = c.positions.v[r];
+            for (int j = 0; j < V && pos < n_total; j++) {
+                float d = fabsf(ours[(size_t)pos * V + j] - expected[(size_t)r * V + j]);
+                if (!(d <= max_diff)) max_diff = d;  // NaN counts as a failure
+            }
+        }
+        int ok = first_bad_step < 0 && max_diff <= tol;
+        printf("%s %s/%s: %d prompt + %d greedy ids%s, %dx%d logits max |diff| %.2e (tolerance %.0e)\n",
+               ok ? "ok" : "FAIL", argv[2], c.name, n_prompt, c.greedy.n,
+               first_bad_step < 0 ? " identical" : " DIFFER", c.rows, V, max_diff, tol);
+        if (first_bad_step >= 0) printf("    first greedy mismatch at step %d\n", first_bad_step);
+        failed += !ok;
+        free(ours);
+        free(expected);
+        runstate_free(&s);
+        intlist_free(&c.prompt); intlist_free(&c.greedy); intlist_free(&c.positions);
+    }
+    fclose(ref);
+    model_close(&m);
+    return failed ? 1 : 0;
+}

@@ -1,0 +1,49 @@
+// Small helpers shared by the C tests.
+#ifndef TEST_UTIL_H
+#define TEST_UTIL_H
+#include <stdio.h>
+#include <stdlib.h>
+
+typedef struct {
+    int *v;
+    int n, cap;
+} IntList;
+
+static void intlist_push(IntList *l, int x) {
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 64;
+        l->v = realloc(l->v, (size_t)l->cap * sizeof(int));
+        if (!l->v) { fprintf(stderr, "out of memory\n"); exit(2); }
+    }
+    l->v[l->n++] = x;
+}
+
+// Appends the whitespace-separated integers of s.
+static void intlist_parse(IntList *l, const char *s) {
+    char *end;
+    for (;;) {
+        long x = strtol(s, &end, 10);
+        if (end == s) break;
+        intlist_push(l, (int)x);
+        s = end;
+    }
+}
+
+static void intlist_free(IntList *l) {
+    free(l->v);
+    l->v = NULL;
+    l->n = l->cap = 0;
+}
+
+// Reads exactly n little-endian float32 values (this test host is little-endian).
+static float *read_floats(const char *path, size_t n) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    float *x = malloc(n * sizeof(float) + 1);
+    size_t got = x ? fread(x, sizeof(float), n, f) : 0;
+    int extra = fgetc(f) != EOF;
+    fclose(f);
+    if (got != n || extra) { free(x); return NULL; }
+    return x;
+}
+#endif
