@@ -22,6 +22,11 @@ noomp: run.c tokenizer.c tokenizer_tables.h
 test: run
 	bash tests/run_tests.sh
 
+# Speed of ./run on a SmolLM2-135M-shaped model with random weights (f32 and q8_0,
+# 1 and 2 threads) against the memory bandwidth. A benchmark: it prints numbers.
+bench: run
+	bash bench/bench.sh
+
 # The test suite again with AddressSanitizer and UndefinedBehaviorSanitizer.
 check-asan:
 	$(MAKE) --no-print-directory clean

@@ -351,7 +351,13 @@ static void model_open(Model *m, const char *path) {
     if (fstat(fd, &st) != 0) fatal("cannot stat %s: %s", path, strerror(errno));
     if (st.st_size < HEADER_BYTES) fatal("%s: too small to be a model file (%lld bytes)", path, (long long)st.st_size);
     m->size = (size_t)st.st_size;
-    m->data = mmap(NULL, m->size, PROT_READ, MAP_PRIVATE, fd, 0);
+    // MAP_POPULATE (Linux) maps every page now, while loading, instead of taking a
+    // page fault at the first touch of each 4 KB during the first token.
+    int flags = MAP_PRIVATE;
+#ifdef MAP_POPULATE
+    flags |= MAP_POPULATE;
+#endif
+    m->data = mmap(NULL, m->size, PROT_READ, flags, fd, 0);
     close(fd);
     if (m->data == MAP_FAILED) fatal("cannot map %s: %s", path, strerror(errno));
 
@@ -420,28 +426,52 @@ static void quantize_q8(int8_t *q, float *s, const float *x, int n, int g) {
     }
 }
 
-// out = W x, W (rows, cols), x (cols), out (rows). This is where almost all the time
-// goes: every weight is read once per token, so the speed is the memory bandwidth.
-// f32: a plain dot product per row. q8_0: x has been quantized to xq/xs; each group
-// contributes (sum of int8 products) * w_scale * x_scale.
-static void matmul(float *out, const float *x, const int8_t *xq, const float *xs, const Matrix *W) {
-    int cols = W->cols, g = W->group_size;
+// The dot product of two float vectors, summed in 32 independent lanes that are added
+// up at the end. The lanes let the compiler keep the sums in vector registers without
+// reordering any addition (which it may not do with floats), so the result is the same
+// with or without SIMD and OpenMP; a single running sum would serialise every add.
+#define LANES 32
+static float dot(const float *a, const float *b, int n) {
+    float lane[LANES] = {0};
+    int j = 0;
+    for (; j + LANES <= n; j += LANES)
+        for (int k = 0; k < LANES; k++) lane[k] += a[j + k] * b[j + k];
+    float sum = 0.0f;
+    for (; j < n; j++) sum += a[j] * b[j];
+    for (int k = 0; k < LANES; k++) sum += lane[k];
+    return sum;
+}
+
+// The same for an int8 row w and int8 activations x, both quantized in groups of g
+// with one scale each: the sum over groups of (integer dot product) * w_scale * x_scale.
+// The integer sums are exact, so their order does not matter and they vectorise.
+static float dot_q8(const int8_t *w, const float *w_scale, const int8_t *x, const float *x_scale, int n, int g) {
+    float sum = 0.0f;
+    for (int start = 0; start < n; start += g) {
+        int32_t isum = 0;
+        for (int j = start; j < start + g; j++) isum += (int32_t)w[j] * (int32_t)x[j];
+        sum += (float)isum * w_scale[start / g] * x_scale[start / g];
+    }
+    return sum;
+}
+
+// out = x W^T for a block of n tokens: x (n, cols), W (rows, cols), out (n, rows).
+// This is where almost all the time goes. Generating (n = 1) reads every weight once
+// per token, so its speed is the memory bandwidth; the prompt goes through in blocks
+// of tokens, and each weight row, read from memory once, serves all n tokens from the
+// cache. For q8_0, x has been quantized into xq/xs (see quantize_q8).
+static void matmul(float *out, const float *x, const int8_t *xq, const float *xs, int n, const Matrix *W) {
+    int rows = W->rows, cols = W->cols, g = W->group_size;
     #pragma omp parallel for schedule(static)
-    for (int i = 0; i < W->rows; i++) {
-        float sum = 0.0f;
-        if (W->w) {
-            const float *row = W->w + (size_t)i * cols;
-            for (int j = 0; j < cols; j++) sum += row[j] * x[j];
-        } else {
-            const int8_t *row = W->q + (size_t)i * cols;
-            const float *scale = W->s + (size_t)i * (cols / g);
-            for (int start = 0; start < cols; start += g) {
-                int32_t isum = 0;
-                for (int j = start; j < start + g; j++) isum += (int32_t)row[j] * (int32_t)xq[j];
-                sum += (float)isum * scale[start / g] * xs[start / g];
-            }
+    for (int i = 0; i < rows; i++) {
+        for (int t = 0; t < n; t++) {
+            float *o = out + (size_t)t * rows + i;
+            if (W->w)
+                *o = dot(W->w + (size_t)i * cols, x + (size_t)t * cols, cols);
+            else
+                *o = dot_q8(W->q + (size_t)i * cols, W->s + (size_t)i * (cols / g),
+                            xq + (size_t)t * cols, xs + (size_t)t * (cols / g), cols, g);
         }
-        out[i] = sum;
     }
 }
 
@@ -516,46 +546,51 @@ static void swiglu(float *gate, const float *up, int n) {
 // ----------------------------------------------------------------------------
 // 3. The forward pass
 
-// The activations of one token and the KV cache of all tokens so far.
+// The prompt goes through the network this many tokens at a time (one token at a time
+// while generating). Larger blocks reuse each weight more often but need more memory.
+#define BATCH 32
+
+// The activations of a block of tokens and the KV cache of all tokens so far.
 typedef struct {
     int seq_len;        // KV cache length (the context)
-    float *x;           // (dim) the residual stream
-    float *xb;          // (max(dim, q_dim)) normalised input / attention output
-    float *xb2;         // (dim) a block's output before the residual add
-    float *hb, *hb2;    // (hidden_dim) MLP gate and up
-    float *q;           // (q_dim) queries of all heads
+    float *x;           // (BATCH, dim) the residual stream
+    float *xb;          // (BATCH, max(dim, q_dim)) normalised input / attention output
+    float *xb2;         // (BATCH, dim) a block's output before the residual add
+    float *hb, *hb2;    // (BATCH, hidden_dim) MLP gate and up
+    float *q;           // (BATCH, q_dim) queries of all heads
     float *att;         // (n_heads, seq_len) attention scores
-    float *logits;      // (vocab_size)
+    float *logits;      // (BATCH, vocab_size)
     float *key_cache;   // (n_layers, seq_len, kv_dim)
     float *value_cache; // (n_layers, seq_len, kv_dim)
-    int8_t *xq;         // (max(dim, q_dim, hidden_dim)) q8_0 activations
-    float *xs;          // (same / group_size) their scales
+    int8_t *xq;         // (BATCH, max(dim, q_dim, hidden_dim)) q8_0 activations
+    float *xs;          // (BATCH, max(dim, q_dim, hidden_dim)) their scales
     float *inv_freq;    // (head_dim / 2) RoPE frequencies
-    float *rope_cos;    // (head_dim / 2) cos(pos * inv_freq) of the current position
-    float *rope_sin;    // (head_dim / 2)
+    float *rope_cos;    // (BATCH, head_dim / 2) cos(pos * inv_freq) of each token
+    float *rope_sin;    // (BATCH, head_dim / 2)
 } RunState;
 
 static void runstate_build(RunState *s, const Config *c, int seq_len) {
-    int q_dim = c->n_heads * c->head_dim, kv_dim = c->n_kv_heads * c->head_dim;
-    int wide = c->dim > q_dim ? c->dim : q_dim;
-    int widest = wide > c->hidden_dim ? wide : c->hidden_dim;
-    size_t cache = (size_t)c->n_layers * (size_t)seq_len * (size_t)kv_dim;
+    size_t q_dim = (size_t)c->n_heads * c->head_dim, kv_dim = (size_t)c->n_kv_heads * c->head_dim;
+    size_t dim = (size_t)c->dim, hidden = (size_t)c->hidden_dim, half = (size_t)c->head_dim / 2;
+    size_t wide = dim > q_dim ? dim : q_dim;
+    size_t widest = wide > hidden ? wide : hidden;
+    size_t cache = (size_t)c->n_layers * (size_t)seq_len * kv_dim;
     s->seq_len = seq_len;
-    s->x = xcalloc((size_t)c->dim, sizeof(float));
-    s->xb = xcalloc((size_t)wide, sizeof(float));
-    s->xb2 = xcalloc((size_t)c->dim, sizeof(float));
-    s->hb = xcalloc((size_t)c->hidden_dim, sizeof(float));
-    s->hb2 = xcalloc((size_t)c->hidden_dim, sizeof(float));
-    s->q = xcalloc((size_t)q_dim, sizeof(float));
+    s->x = xcalloc(BATCH * dim, sizeof(float));
+    s->xb = xcalloc(BATCH * wide, sizeof(float));
+    s->xb2 = xcalloc(BATCH * dim, sizeof(float));
+    s->hb = xcalloc(BATCH * hidden, sizeof(float));
+    s->hb2 = xcalloc(BATCH * hidden, sizeof(float));
+    s->q = xcalloc(BATCH * q_dim, sizeof(float));
     s->att = xcalloc((size_t)c->n_heads * (size_t)seq_len, sizeof(float));
-    s->logits = xcalloc((size_t)c->vocab_size, sizeof(float));
+    s->logits = xcalloc(BATCH * (size_t)c->vocab_size, sizeof(float));
     s->key_cache = xcalloc(cache, sizeof(float));
     s->value_cache = xcalloc(cache, sizeof(float));
-    s->xq = xcalloc((size_t)widest, 1);
-    s->xs = xcalloc((size_t)widest, sizeof(float));
-    s->inv_freq = xcalloc((size_t)c->head_dim / 2, sizeof(float));
-    s->rope_cos = xcalloc((size_t)c->head_dim / 2, sizeof(float));
-    s->rope_sin = xcalloc((size_t)c->head_dim / 2, sizeof(float));
+    s->xq = xcalloc(BATCH * widest, 1);
+    s->xs = xcalloc(BATCH * widest, sizeof(float));
+    s->inv_freq = xcalloc(half, sizeof(float));
+    s->rope_cos = xcalloc(BATCH * half, sizeof(float));
+    s->rope_sin = xcalloc(BATCH * half, sizeof(float));
     rope_inv_freq(s->inv_freq, c);
 }
 
@@ -566,80 +601,96 @@ static void runstate_free(RunState *s) {
     memset(s, 0, sizeof(*s));
 }
 
-// out = W x (+ bias), quantizing x first when W is stored as q8_0.
-static void linear(float *out, const float *x, const Matrix *W, const float *bias, RunState *s) {
-    if (W->q) quantize_q8(s->xq, s->xs, x, W->cols, W->group_size);
-    matmul(out, x, s->xq, s->xs, W);
+// out = x W^T (+ bias) for n tokens, quantizing x first when W is stored as q8_0.
+static void linear(float *out, const float *x, int n, const Matrix *W, const float *bias, RunState *s) {
+    if (W->q)
+        for (int t = 0; t < n; t++)
+            quantize_q8(s->xq + (size_t)t * W->cols, s->xs + (size_t)t * (W->cols / W->group_size),
+                        x + (size_t)t * W->cols, W->cols, W->group_size);
+    matmul(out, x, s->xq, s->xs, n, W);
     if (bias)
-        for (int i = 0; i < W->rows; i++) out[i] += bias[i];
+        for (int t = 0; t < n; t++)
+            for (int i = 0; i < W->rows; i++) out[(size_t)t * W->rows + i] += bias[i];
 }
 
-// Causal self-attention of the token at pos over positions 0..pos, for every head:
-//   att = softmax(q . k_t / sqrt(head_dim)),  out = sum_t att_t v_t
+// Causal self-attention of the n tokens at positions pos..pos+n-1, whose keys and
+// values are already in the cache. Token t sees positions 0..pos+t; for each head:
+//   att = softmax(q . k_j / sqrt(head_dim)),  out = sum_j att_j v_j
 // Query head h reads key/value head h / (n_heads / n_kv_heads) (grouped-query attention).
-static void attention(RunState *s, const Config *c, int layer, int pos) {
-    int hd = c->head_dim, kv_dim = c->n_kv_heads * hd, group = c->n_heads / c->n_kv_heads;
+static void attention(RunState *s, const Config *c, int layer, int n, int pos) {
+    int hd = c->head_dim, q_dim = c->n_heads * hd, kv_dim = c->n_kv_heads * hd;
+    int group = c->n_heads / c->n_kv_heads;
     size_t layer_off = (size_t)layer * (size_t)s->seq_len * (size_t)kv_dim;
     float scale = 1.0f / sqrtf((float)hd);
     #pragma omp parallel for schedule(static)
     for (int h = 0; h < c->n_heads; h++) {
-        const float *q = s->q + (size_t)h * hd;
         float *att = s->att + (size_t)h * s->seq_len;
-        size_t kv_off = layer_off + (size_t)(h / group) * hd;
-        for (int t = 0; t <= pos; t++) {
-            const float *k = s->key_cache + kv_off + (size_t)t * kv_dim;
-            float dot = 0.0f;
-            for (int i = 0; i < hd; i++) dot += q[i] * k[i];
-            att[t] = dot * scale;
-        }
-        softmax(att, pos + 1);
-        float *out = s->xb + (size_t)h * hd;
-        memset(out, 0, (size_t)hd * sizeof(float));
-        for (int t = 0; t <= pos; t++) {
-            const float *v = s->value_cache + kv_off + (size_t)t * kv_dim;
-            for (int i = 0; i < hd; i++) out[i] += att[t] * v[i];
+        const float *keys = s->key_cache + layer_off + (size_t)(h / group) * hd;
+        const float *values = s->value_cache + layer_off + (size_t)(h / group) * hd;
+        for (int t = 0; t < n; t++) {
+            const float *q = s->q + (size_t)t * q_dim + (size_t)h * hd;
+            int last = pos + t;
+            for (int j = 0; j <= last; j++) att[j] = dot(q, keys + (size_t)j * kv_dim, hd) * scale;
+            softmax(att, last + 1);
+            float *out = s->xb + (size_t)t * q_dim + (size_t)h * hd;
+            memset(out, 0, (size_t)hd * sizeof(float));
+            for (int j = 0; j <= last; j++) {
+                const float *v = values + (size_t)j * kv_dim;
+                for (int i = 0; i < hd; i++) out[i] += att[j] * v[i];
+            }
         }
     }
 }
 
-// Runs one token at position pos through the network; returns the logits (vocab_size)
-// of the next token. The token's keys and values are appended to the cache.
-static float *forward(const Model *m, RunState *s, int token, int pos) {
+// Runs n tokens (1 <= n <= BATCH) at positions pos..pos+n-1 through the network and
+// appends their keys and values to the cache. Returns the logits of the next token:
+// (vocab_size) after the last token, or (n, vocab_size) after each token if all_logits.
+static float *forward(const Model *m, RunState *s, const int *tokens, int n, int pos, int all_logits) {
     const Config *c = &m->config;
     const Weights *w = &m->weights;
-    int kv_dim = c->n_kv_heads * c->head_dim;
-    matrix_row(s->x, &w->token_embedding, token);
-    for (int i = 0; i < c->head_dim / 2; i++) {
-        float angle = (float)pos * s->inv_freq[i];
-        s->rope_cos[i] = cosf(angle);
-        s->rope_sin[i] = sinf(angle);
+    int dim = c->dim, half = c->head_dim / 2;
+    int q_dim = c->n_heads * c->head_dim, kv_dim = c->n_kv_heads * c->head_dim;
+    for (int t = 0; t < n; t++) {
+        matrix_row(s->x + (size_t)t * dim, &w->token_embedding, tokens[t]);
+        for (int i = 0; i < half; i++) {
+            float angle = (float)(pos + t) * s->inv_freq[i];
+            s->rope_cos[t * half + i] = cosf(angle);
+            s->rope_sin[t * half + i] = sinf(angle);
+        }
     }
     for (int l = 0; l < c->n_layers; l++) {
         const LayerWeights *lw = &w->layers[l];
         size_t cache_off = ((size_t)l * (size_t)s->seq_len + (size_t)pos) * (size_t)kv_dim;
-        float *k = s->key_cache + cache_off, *v = s->value_cache + cache_off;
+        float *k = s->key_cache + cache_off, *v = s->value_cache + cache_off;  // (n, kv_dim)
 
         // attention block: x += Wo attention(rope(Wq xn), rope(Wk xn), Wv xn)
-        rmsnorm(s->xb, s->x, lw->attn_norm, c->dim, c->norm_eps);
-        linear(s->q, s->xb, &lw->wq, lw->bq, s);
-        linear(k, s->xb, &lw->wk, lw->bk, s);
-        linear(v, s->xb, &lw->wv, lw->bv, s);
-        rope(s->q, c->n_heads, c->head_dim, s->rope_cos, s->rope_sin);
-        rope(k, c->n_kv_heads, c->head_dim, s->rope_cos, s->rope_sin);
-        attention(s, c, l, pos);
-        linear(s->xb2, s->xb, &lw->wo, NULL, s);
-        for (int i = 0; i < c->dim; i++) s->x[i] += s->xb2[i];
+        for (int t = 0; t < n; t++)
+            rmsnorm(s->xb + (size_t)t * dim, s->x + (size_t)t * dim, lw->attn_norm, dim, c->norm_eps);
+        linear(s->q, s->xb, n, &lw->wq, lw->bq, s);
+        linear(k, s->xb, n, &lw->wk, lw->bk, s);
+        linear(v, s->xb, n, &lw->wv, lw->bv, s);
+        for (int t = 0; t < n; t++) {
+            rope(s->q + (size_t)t * q_dim, c->n_heads, c->head_dim, s->rope_cos + t * half, s->rope_sin + t * half);
+            rope(k + (size_t)t * kv_dim, c->n_kv_heads, c->head_dim, s->rope_cos + t * half, s->rope_sin + t * half);
+        }
+        attention(s, c, l, n, pos);
+        linear(s->xb2, s->xb, n, &lw->wo, NULL, s);
+        for (size_t i = 0; i < (size_t)n * dim; i++) s->x[i] += s->xb2[i];
 
         // MLP block: x += W_down (silu(W_gate xn) * W_up xn)
-        rmsnorm(s->xb, s->x, lw->ffn_norm, c->dim, c->norm_eps);
-        linear(s->hb, s->xb, &lw->w_gate, NULL, s);
-        linear(s->hb2, s->xb, &lw->w_up, NULL, s);
-        swiglu(s->hb, s->hb2, c->hidden_dim);
-        linear(s->xb2, s->hb, &lw->w_down, NULL, s);
-        for (int i = 0; i < c->dim; i++) s->x[i] += s->xb2[i];
+        for (int t = 0; t < n; t++)
+            rmsnorm(s->xb + (size_t)t * dim, s->x + (size_t)t * dim, lw->ffn_norm, dim, c->norm_eps);
+        linear(s->hb, s->xb, n, &lw->w_gate, NULL, s);
+        linear(s->hb2, s->xb, n, &lw->w_up, NULL, s);
+        swiglu(s->hb, s->hb2, n * c->hidden_dim);
+        linear(s->xb2, s->hb, n, &lw->w_down, NULL, s);
+        for (size_t i = 0; i < (size_t)n * dim; i++) s->x[i] += s->xb2[i];
     }
-    rmsnorm(s->x, s->x, w->final_norm, c->dim, c->norm_eps);
-    linear(s->logits, s->x, &w->classifier, NULL, s);
+    // the classifier: only the last token's logits are needed to go on
+    int first = all_logits ? 0 : n - 1;
+    for (int t = first; t < n; t++)
+        rmsnorm(s->x + (size_t)t * dim, s->x + (size_t)t * dim, w->final_norm, dim, c->norm_eps);
+    linear(s->logits, s->x + (size_t)first * dim, n - first, &w->classifier, NULL, s);
     return s->logits;
 }
 
@@ -935,10 +986,17 @@ static int is_stop(const Model *m, int token) {
     return 0;
 }
 
-static float *session_forward(Session *ss, int token) {
-    float *logits = forward(ss->model, &ss->state, token, ss->pos++);
-    if (ss->dump_logits)
-        fwrite(logits, sizeof(float), (size_t)ss->model->config.vocab_size, ss->dump_logits);
+// Runs n tokens (at most BATCH) at the end of the conversation; returns the logits
+// after the last one.
+static float *session_forward(Session *ss, const int *tokens, int n) {
+    size_t vocab = (size_t)ss->model->config.vocab_size;
+    int all = ss->dump_logits != NULL;
+    float *logits = forward(ss->model, &ss->state, tokens, n, ss->pos, all);
+    ss->pos += n;
+    if (all) {
+        fwrite(logits, sizeof(float), (size_t)n * vocab, ss->dump_logits);
+        logits += (size_t)(n - 1) * vocab;
+    }
     return logits;
 }
 
@@ -946,7 +1004,7 @@ static float *session_forward(Session *ss, int token) {
 // Returns NULL if the text is not valid UTF-8.
 static int *encode(const Model *m, const char *text, int bos, int *n) {
     size_t len = strlen(text);
-    int *ids = xcalloc(len + 3, sizeof(int));
+    int *ids = xcalloc(tokenizer_max_ids(&m->tokenizer, len) + 1, sizeof(int));
     int start = bos && m->gen.bos_id >= 0;
     if (start) ids[0] = m->gen.bos_id;
     int k = tokenizer_encode(&m->tokenizer, text, len, ids + start);
@@ -969,7 +1027,8 @@ static int session_generate(Session *ss, const int *prompt, int n_prompt, FILE *
     if (n_prompt < 1 || n_prompt > ss->state.seq_len - ss->pos) return -1;
     double t0 = now_seconds();
     float *logits = NULL;
-    for (int i = 0; i < n_prompt; i++) logits = session_forward(ss, prompt[i]);
+    for (int i = 0; i < n_prompt; i += BATCH)
+        logits = session_forward(ss, prompt + i, n_prompt - i < BATCH ? n_prompt - i : BATCH);
     double t1 = now_seconds();
     st->prompt_tokens = n_prompt;
     st->prefill_s = t1 - t0;
@@ -990,7 +1049,7 @@ static int session_generate(Session *ss, const int *prompt, int n_prompt, FILE *
             fprintf(stderr, "\n[context full: %d tokens; stopping]\n", ss->state.seq_len);
             break;
         }
-        logits = session_forward(ss, next);
+        logits = session_forward(ss, &next, 1);
     }
     utf8_finish(&utf8, out);
     st->gen_s = now_seconds() - t0 - st->ttft_s;

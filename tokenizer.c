@@ -26,11 +26,14 @@
 //
 //   // Encodes len bytes of UTF-8 text, exactly like Hugging Face
 //   // `tokenizer.encode(text, add_special_tokens=False)` (no BOS). Added tokens in the
-//   // text are matched atomically. ids must have room for len + 2 ids.
+//   // text are matched atomically. ids must have room for tokenizer_max_ids(t, len).
 //   // Returns the number of ids, or -1 if the text is not valid UTF-8 (also, in cases
-//   // ordinary text never meets: the text is over 256 MiB, or memory runs out, or NFC
-//   // made it so much longer that it needs more than len + 2 ids).
+//   // ordinary text never meets: the text is over 256 MiB, or memory runs out).
 //   int tokenizer_encode(const Tokenizer *t, const char *text, size_t len, int *ids);
+//
+//   // The most ids len bytes of text can become: one per byte, two more for the
+//   // SentencePiece dummy prefix, and NFC can make text up to 3 times longer.
+//   size_t tokenizer_max_ids(const Tokenizer *t, size_t len);
 //
 //   // The bytes to print for token `id` following token `prev` (-1 at the start):
 //   // SentencePiece drops the leading space of the first piece after BOS.
@@ -959,9 +962,13 @@ static char *sentencepiece_escape(const char *s, size_t n, size_t *out_len) {
     return out;
 }
 
+size_t tokenizer_max_ids(const Tokenizer *t, size_t len) {
+    return (t->spec.normalizer == NORM_NFC ? 3 * len : len) + 2;
+}
+
 int tokenizer_encode(const Tokenizer *t, const char *text, size_t len, int *ids) {
     if (len > TOKENIZER_MAX_TEXT || !utf8_is_valid(text, len)) return -1;
-    IdList out = {ids, 0, (int)len + 2};
+    IdList out = {ids, 0, (int)tokenizer_max_ids(t, len)};
     char *escaped = NULL;
     if (t->spec.type == TOKENIZER_SENTENCEPIECE) {
         escaped = sentencepiece_escape(text, len, &len);

@@ -74,7 +74,7 @@ export_fixture() {  # name [export options...]
         fail "export $name: $(cat "$BUILD/$name.export.log")"
     fi
 }
-for m in tiny-smollm2 tiny-untied-mha-f32 tiny-mqa-f16; do export_fixture $m; done
+for m in tiny-smollm2 tiny-untied-mha-f32 tiny-mqa-f16 tiny-llama3 tiny-qwen2; do export_fixture $m; done
 
 # ---------------------------------------------------------------------------- units
 
@@ -86,7 +86,8 @@ count "$BUILD/test_units" "$BUILD/renderings.tsv"
 # ---------------------------------------------------------------------------- golden models
 
 echo "== golden: logits and greedy ids against Hugging Face transformers"
-for m in tiny-smollm2 tiny-untied-mha-f32 tiny-mqa-f16; do
+HF_MODELS="tiny-smollm2 tiny-untied-mha-f32 tiny-mqa-f16 tiny-llama3 tiny-qwen2"
+for m in $HF_MODELS; do
     count "$BUILD/test_model" "$BUILD/$m.bin" "$FIX/hf/$m"
 done
 if [ -d "$SHARED_DATA/smollm2-vocab-tiny" ]; then
@@ -96,13 +97,34 @@ else
     skip "smollm2-vocab-tiny golden test: $SHARED_DATA is absent"
 fi
 
+# llama2.c's stories260K: the real trained model, once in llama2.c's own format and once
+# converted to Hugging Face layout; both read llama2.c's tok512.bin tokenizer.
+echo "== golden: stories260K (llama2.c)"
+S260="$SHARED_DATA/stories260K"
+if [ -d "$S260" ]; then
+    ./export -q --tokenizer "$S260/tok512.bin" "$S260/stories260K.bin" "$BUILD/stories260K.bin" &&
+        ./export -q --tokenizer "$S260/tok512.bin" "$FIX/hf/stories260K-hf" "$BUILD/stories260K-hf.bin"
+    count "$BUILD/test_model" "$BUILD/stories260K-hf.bin" "$FIX/hf/stories260K-hf"
+    count "$BUILD/test_model" "$BUILD/stories260K.bin" "$FIX/hf/stories260K-hf"
+    # llama2.c's own acceptance test: `run stories260K.bin -z tok512.bin -t 0.0 -n 200`
+    # ($(...) drops the final newline of both)
+    out=$(./run "$BUILD/stories260K.bin" -t 0 -n 200 --stats off)
+    if [ "$out" == "$(cat "$S260/expected_greedy_200.txt")" ]; then
+        ok "stories260K -t 0 prints exactly llama2.c's expected_greedy_200.txt"
+    else
+        fail "stories260K greedy output differs from llama2.c's: $out"
+    fi
+else
+    skip "stories260K golden tests: $SHARED_DATA is absent"
+fi
+
 # The same through the command line: ./run tokenizes the prompt text, generates
 # greedily and dumps the logits of every position, which must match the reference.
 echo "== golden through the CLI (tokenize, generate, --dump-logits)"
 cli_golden() {  # model.bin fixture_dir
     python3 tests/cli_golden.py ./run "$1" "$2" "$BUILD"
 }
-for m in tiny-smollm2 tiny-untied-mha-f32 tiny-mqa-f16; do count cli_golden "$BUILD/$m.bin" "$FIX/hf/$m"; done
+for m in $HF_MODELS; do count cli_golden "$BUILD/$m.bin" "$FIX/hf/$m"; done
 if [ -d "$SHARED_DATA/smollm2-vocab-tiny" ]; then
     count cli_golden "$BUILD/smollm2-vocab-tiny.bin" "$SHARED_DATA/smollm2-vocab-tiny"
 else
@@ -113,10 +135,14 @@ fi
 
 echo "== tokenizer: encode/decode against Hugging Face tokenizers"
 count "$BUILD/test_tokenizer" "$BUILD/tiny-smollm2.bin" "$FIX/tokenizers/tiny-gpt2"
-if [ -f "$BUILD/smollm2-vocab-tiny.bin" ]; then
+count "$BUILD/test_tokenizer" "$BUILD/tiny-llama3.bin" "$FIX/tokenizers/tiny-llama3"
+count "$BUILD/test_tokenizer" "$BUILD/tiny-qwen2.bin" "$FIX/tokenizers/tiny-qwen2"
+if [ -d "$SHARED_DATA" ]; then
     count "$BUILD/test_tokenizer" "$BUILD/smollm2-vocab-tiny.bin" "$FIX/tokenizers/real-smollm2"
+    count "$BUILD/test_tokenizer" "$SHARED_DATA/stories260K/llama2c_tokenizer32000.bin" "$FIX/tokenizers/real-llama2"
 else
     skip "real SmolLM2 tokenizer: $SHARED_DATA is absent"
+    skip "real Llama 2 SentencePiece tokenizer: $SHARED_DATA is absent"
 fi
 
 # ---------------------------------------------------------------------------- bad input

@@ -62,35 +62,52 @@ int main(int argc, char **argv) {
             failed++;
             continue;
         }
-        RunState s;
-        runstate_build(&s, &m.config, n_total);
-        float *ours = xcalloc((size_t)n_total * (size_t)V, sizeof(float));
+        // token by token (as in generation), then in blocks of BATCH (as in prefill)
+        float *ours[2];
         int first_bad_step = -1;
-        for (int pos = 0; pos < n_total; pos++) {
-            int token = pos < n_prompt ? c.prompt.v[pos] : c.greedy.v[pos - n_prompt];
-            float *logits = forward(&m, &s, token, pos);
-            memcpy(ours + (size_t)pos * V, logits, (size_t)V * sizeof(float));
-            int step = pos - n_prompt + 1;  // the greedy id this position predicts
-            if (step >= 0 && step < c.greedy.n && argmax(logits, V) != c.greedy.v[step] && first_bad_step < 0)
-                first_bad_step = step;
-        }
-        float max_diff = 0.0f;
-        for (int r = 0; r < c.rows; r++) {
-            int pos = c.positions.v[r];
-            for (int j = 0; j < V && pos < n_total; j++) {
-                float d = fabsf(ours[(size_t)pos * V + j] - expected[(size_t)r * V + j]);
-                if (!(d <= max_diff)) max_diff = d;  // NaN counts as a failure
+        for (int batched = 0; batched < 2; batched++) {
+            RunState s;
+            runstate_build(&s, &m.config, n_total);
+            ours[batched] = xcalloc((size_t)n_total * (size_t)V, sizeof(float));
+            for (int pos = 0; pos < n_total;) {
+                int n = batched ? (n_total - pos < BATCH ? n_total - pos : BATCH) : 1;
+                int tokens[BATCH];
+                for (int t = 0; t < n; t++)
+                    tokens[t] = pos + t < n_prompt ? c.prompt.v[pos + t] : c.greedy.v[pos + t - n_prompt];
+                float *logits = forward(&m, &s, tokens, n, pos, 1);
+                memcpy(ours[batched] + (size_t)pos * V, logits, (size_t)n * V * sizeof(float));
+                pos += n;
             }
+            runstate_free(&s);
         }
-        int ok = first_bad_step < 0 && max_diff <= tol;
+        for (int pos = n_prompt - 1; pos < n_total - 1 && first_bad_step < 0; pos++)
+            if (argmax(ours[0] + (size_t)pos * V, V) != c.greedy.v[pos - n_prompt + 1]) first_bad_step = pos - n_prompt + 1;
+        float max_diff[2] = {0, 0}, batch_diff = 0.0f;
+        for (int b = 0; b < 2; b++)
+            for (int r = 0; r < c.rows; r++) {
+                int pos = c.positions.v[r];
+                for (int j = 0; j < V && pos < n_total; j++) {
+                    float d = fabsf(ours[b][(size_t)pos * V + j] - expected[(size_t)r * V + j]);
+                    if (!(d <= max_diff[b])) max_diff[b] = d;  // NaN counts as a failure
+                }
+            }
+        for (size_t i = 0; i < (size_t)n_total * V; i++) {
+            float d = fabsf(ours[0][i] - ours[1][i]);
+            if (!(d <= batch_diff)) batch_diff = d;
+        }
+        int ok = first_bad_step < 0 && max_diff[0] <= tol;
         printf("%s %s/%s: %d prompt + %d greedy ids%s, %dx%d logits max |diff| %.2e (tolerance %.0e)\n",
                ok ? "ok" : "FAIL", argv[2], c.name, n_prompt, c.greedy.n,
-               first_bad_step < 0 ? " identical" : " DIFFER", c.rows, V, max_diff, tol);
+               first_bad_step < 0 ? " identical" : " DIFFER", c.rows, V, max_diff[0], tol);
         if (first_bad_step >= 0) printf("    first greedy mismatch at step %d\n", first_bad_step);
         failed += !ok;
-        free(ours);
+        ok = max_diff[1] <= tol && batch_diff <= 1e-5f;
+        printf("%s %s/%s: batched prefill (blocks of %d) max |diff| %.2e to the reference, %.2e to token by token\n",
+               ok ? "ok" : "FAIL", argv[2], c.name, BATCH, max_diff[1], batch_diff);
+        failed += !ok;
+        free(ours[0]);
+        free(ours[1]);
         free(expected);
-        runstate_free(&s);
         intlist_free(&c.prompt); intlist_free(&c.greedy); intlist_free(&c.positions);
     }
     fclose(ref);

@@ -1,0 +1,259 @@
+#!/usr/bin/env python3
+"""bench.py: time ./run on model files and print a table (called by bench/bench.sh).
+
+Usage:
+    bench/bench.py [options] LABEL=FILE.bin [LABEL=FILE.bin ...]
+
+For every thread count (OMP_NUM_THREADS) and file it runs
+    ./run FILE -m generate --stats json -t 0 --ignore-eos -c CTX -i PROMPT -n N
+and reads the JSON line run prints on stderr:
+    prefill128  prompt of exactly 128 tokens, -n 1: prefill_tok_s, ttft_ms
+    prefill512  prompt of exactly 512 tokens, -n 1: prefill_tok_s
+    gen128      prompt of 4 tokens, -n 128: gen_tok_s
+each the best of --runs runs (fewer when one measurement has already taken more than
+--budget seconds), and peak_rss_mb as the maximum over all of them.
+
+It is a benchmark, not a test: a speed never makes it fail. It exits 1 only when
+something is broken (run fails, prints no statistics, or a prompt cannot be made).
+Python 3 standard library only.
+"""
+
+import argparse
+import json
+import os
+import random
+import struct
+import subprocess
+import sys
+import time
+
+MB = 1e6            # sizes and bandwidth in decimal units: MB = 10^6 bytes, GB/s = 10^9 B/s
+MIB = 1024 * 1024   # run's peak_rss_mb is ru_maxrss / 1024, i.e. MiB
+RSS_SLACK_MB = 32   # allowance for code, heap, activations, tokenizer tables
+
+
+def die(msg):
+    print(f"bench: {msg}", file=sys.stderr)
+    sys.exit(1)
+
+
+def read_header(path):
+    """The model file's header fields the table needs (see FORMAT.md)."""
+    with open(path, "rb") as f:
+        h = f.read(256)
+    if len(h) < 256 or h[:4] != b"RUNC":
+        die(f"{path}: not a run.c model file")
+    u32 = lambda off: struct.unpack_from("<I", h, off)[0]
+    u64 = lambda off: struct.unpack_from("<Q", h, off)[0]
+    return {
+        "dim": u32(16), "n_layers": u32(24), "n_heads": u32(28), "n_kv_heads": u32(32),
+        "head_dim": u32(36), "vocab_size": u32(40), "weight_type": u32(84),
+        "group_size": u32(88), "weights_offset": u64(208), "file_bytes": u64(216),
+    }
+
+
+def run_cmd(args, threads, timeout=600):
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    try:
+        return subprocess.run(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              timeout=timeout)
+    except subprocess.TimeoutExpired:
+        die(f"timed out after {timeout} s: {' '.join(args[:4])} ...")
+
+
+def tokenize(run, model, text):
+    p = run_cmd([run, model, "-m", "tokenize", "-i", text], 1)
+    if p.returncode != 0:
+        die(f"{run} -m tokenize failed: {p.stderr.decode(errors='replace').strip()}")
+    return p.stdout.split()
+
+
+def make_prompt(run, model, n):
+    """A text that `run -m tokenize` turns into exactly n tokens.
+
+    Starts from n pseudo-random digits (the pre-tokenizer splits digits individually,
+    and the synthetic tokenizer never merges them, so it is usually exact at once),
+    then lengthens/shortens the text by the difference until the count is exact.
+    """
+    rng = random.Random(n)
+    pool = "".join(rng.choice("0123456789") for _ in range(4 * n + 64))
+    length = n
+    for _ in range(20):
+        text = pool[:length]
+        c = len(tokenize(run, model, text))
+        if c == n:
+            return text
+        length = max(1, min(len(pool), length + (n - c)))
+    die(f"cannot make a prompt of exactly {n} tokens (last try: {c})")
+
+
+def run_stats(run, model, threads, prompt, n_new, ctx):
+    args = [run, model, "-m", "generate", "--stats", "json", "-t", "0", "--ignore-eos",
+            "-c", str(ctx), "-n", str(n_new), "-i", prompt]
+    p = run_cmd(args, threads)
+    err = p.stderr.decode(errors="replace")
+    if p.returncode != 0:
+        die(f"run failed (exit {p.returncode}) on {model}, {threads} threads, "
+            f"-n {n_new}:\n{err.strip()}")
+    for line in reversed(err.splitlines()):
+        line = line.strip()
+        if line.startswith("{") and "prefill_tok_s" in line:
+            try:
+                return json.loads(line)
+            except json.JSONDecodeError:
+                break
+    die(f"run printed no --stats json line on {model}:\n{err.strip()}")
+
+
+KEYS = ("prompt_tokens", "prefill_tok_s", "new_tokens", "gen_tok_s", "ttft_ms", "peak_rss_mb")
+
+
+def measure(run, model, threads, prompt, n_new, ctx, runs, budget, want_prompt, missing):
+    """Best-of-runs stats: max of the rates, min of ttft, max of peak RSS."""
+    best, t0, k = None, time.time(), 0
+    while k < runs:
+        s = run_stats(run, model, threads, prompt, n_new, ctx)
+        k += 1
+        for key in KEYS:
+            if key not in s:
+                missing.add(key)
+        if s.get("prompt_tokens", want_prompt) != want_prompt:
+            die(f"prompt is {s['prompt_tokens']} tokens in generate mode, expected "
+                f"{want_prompt} (does run add BOS?)")
+        if s.get("new_tokens", n_new) != n_new:
+            die(f"run generated {s['new_tokens']} tokens, expected {n_new} (--ignore-eos)")
+        if best is None:
+            best = dict(s)
+        else:
+            for key in ("prefill_tok_s", "gen_tok_s", "peak_rss_mb"):
+                if key in s:
+                    best[key] = max(best.get(key, 0), s[key])
+            if "ttft_ms" in s:
+                best["ttft_ms"] = min(best.get("ttft_ms", s["ttft_ms"]), s["ttft_ms"])
+        if time.time() - t0 > budget:
+            break
+    best["runs"] = k
+    return best
+
+
+def fmt(x, nd=1):
+    if x is None:
+        return "-"
+    if isinstance(x, str):
+        return x
+    return f"{x:.{nd}f}"
+
+
+def table(headers, rows):
+    w = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    line = lambda cells: "  ".join(c.ljust(w[i]) if i < 2 else c.rjust(w[i])
+                                   for i, c in enumerate(cells))
+    out = [line(headers), line(["-" * x for x in w])]
+    out += [line(r) for r in rows]
+    return "\n".join(out)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("files", nargs="+", metavar="LABEL=FILE.bin")
+    ap.add_argument("--run", default="./run")
+    ap.add_argument("--threads", default="1 2", help='thread counts (default "1 2")')
+    ap.add_argument("--bandwidth", default="",
+                    help='read GB/s per thread count, "1:31.2,2:60.1"')
+    ap.add_argument("--context", type=int, default=1024, help="-c passed to run")
+    ap.add_argument("--runs", type=int, default=3, help="best of this many runs")
+    ap.add_argument("--budget", type=float, default=30.0,
+                    help="stop repeating a measurement once it has taken this many seconds")
+    args = ap.parse_args()
+
+    files = []
+    for spec in args.files:
+        label, sep, path = spec.partition("=")
+        if not sep:
+            die(f"expected LABEL=FILE.bin, got {spec}")
+        files.append((label, path, read_header(path)))
+    threads = [int(t) for t in args.threads.split()]
+    bw = {}
+    for item in filter(None, args.bandwidth.split(",")):
+        t, _, g = item.partition(":")
+        bw[int(t)] = float(g)
+
+    ref = files[0][1]
+    prompts = {n: make_prompt(args.run, ref, n) for n in (128, 512, 4)}
+    print(f"prompts: digit strings of exactly 128, 512 and 4 tokens (checked with "
+          f"-m tokenize); -c {args.context}; best of {args.runs} runs")
+    sys.stdout.flush()
+
+    results = []
+    for t in threads:
+        for label, path, hdr in files:
+            t0 = time.time()
+            missing = set()
+            m = lambda n, n_new: measure(args.run, path, t, prompts[n], n_new, args.context,
+                                         args.runs, args.budget, n, missing)
+            p128 = m(128, 1)
+            p512 = m(512, 1)
+            g128 = m(4, 128)
+            r = {"label": label, "threads": t, "hdr": hdr, "path": path,
+                 "prefill128": p128.get("prefill_tok_s"), "prefill512": p512.get("prefill_tok_s"),
+                 "gen128": g128.get("gen_tok_s"), "ttft128": p128.get("ttft_ms"),
+                 "ttft_short": g128.get("ttft_ms"),
+                 "rss_mib": max((x.get("peak_rss_mb", 0) for x in (p128, p512, g128)),
+                                default=None) or None,
+                 "runs": (p128["runs"], p512["runs"], g128["runs"]), "missing": missing}
+            results.append(r)
+            print(f"  {label:6s} threads={t}: prefill128 {fmt(r['prefill128'])} tok/s, "
+                  f"prefill512 {fmt(r['prefill512'])} tok/s, gen128 {fmt(r['gen128'])} tok/s, "
+                  f"ttft128 {fmt(r['ttft128'], 0)} ms, runs {'/'.join(map(str, r['runs']))}, "
+                  f"{time.time() - t0:.0f} s")
+            sys.stdout.flush()
+
+    speed_rows, mem_rows = [], []
+    for r in results:
+        h = r["hdr"]
+        file_mb = h["file_bytes"] / MB
+        weights_mb = (h["file_bytes"] - h["weights_offset"]) / MB
+        kv_mb = 2 * h["n_layers"] * args.context * h["n_kv_heads"] * h["head_dim"] * 4 / MB
+        g = bw.get(r["threads"])
+        ceiling = g * 1e3 / weights_mb if g else None
+        pct = 100 * r["gen128"] / ceiling if ceiling and r["gen128"] else None
+        ratio = r["prefill512"] / r["gen128"] if r["gen128"] and r["prefill512"] else None
+        rss_mb = r["rss_mib"] * MIB / MB if r["rss_mib"] else None
+        expect = file_mb + kv_mb + RSS_SLACK_MB
+        speed_rows.append([r["label"], str(r["threads"]), fmt(r["prefill128"]),
+                           fmt(r["prefill512"]), fmt(r["gen128"]), fmt(r["ttft128"], 0),
+                           fmt(r["ttft_short"], 0), fmt(ratio, 2)])
+        mem_rows.append([r["label"], str(r["threads"]), fmt(file_mb), fmt(weights_mb),
+                         fmt(kv_mb), fmt(g), fmt(ceiling), fmt(pct) + ("%" if pct else ""),
+                         fmt(rss_mb), fmt(expect), fmt(rss_mb / expect if rss_mb else None, 2)])
+
+    print()
+    print(table(["model", "thr", "prefill128", "prefill512", "gen128", "ttft128_ms",
+                 "ttft4_ms", "prefill512/gen"], speed_rows))
+    print()
+    print(table(["model", "thr", "file_MB", "MB/token", "KV_MB", "BW_GBps", "ceiling_tok/s",
+                 "of_ceiling", "peak_RSS_MB", "file+KV+32", "RSS/that"], mem_rows))
+    h0 = files[0][2]
+    kv_read = 2 * h0["n_layers"] * (4 + 64) * h0["n_kv_heads"] * h0["head_dim"] * 4 / MB
+    print(f"""
+  prefill128/512  tok/s over a prompt of exactly 128/512 tokens (-n 1), best of runs
+  gen128          tok/s over 128 new tokens after a 4-token prompt (-n 128), best of runs
+  ttft128_ms      time to first token after the 128-token prompt (ttft4_ms: 4-token prompt)
+  MB/token        bytes read per generated token = file_bytes - weights_offset (the whole
+                  weights section: every layer matrix once, plus the tied embedding read
+                  whole as the classifier; norms are in it too; not in it: the embedding
+                  row lookup and the KV cache reads, 2*n_layers*pos*kv_dim*4 bytes at
+                  position pos: {kv_read:.1f} MB/token on average over gen128)
+  KV_MB           2 * n_layers * context * n_kv_heads*head_dim * 4 bytes, context = -c {args.context}
+  ceiling_tok/s   BW_GBps * 1000 / MB/token (read bandwidth of bench/bandwidth, same threads)
+  of_ceiling      gen128 / ceiling_tok/s
+  peak_RSS_MB     max peak_rss_mb of all runs (run reports MiB; converted to MB here)
+  RSS/that        peak RSS / (file_MB + KV_MB + {RSS_SLACK_MB})
+  MB = 10^6 bytes, GB/s = 10^9 bytes/s""")
+    missing = set().union(*(r["missing"] for r in results))
+    if missing:
+        print(f"\nnote: run's --stats json lacked: {', '.join(sorted(missing))}")
+
+
+if __name__ == "__main__":
+    main()
