@@ -60,6 +60,7 @@ static void *xcalloc(size_t n, size_t size) {
 #define TENSOR_ALIGN 64
 
 enum { WEIGHT_F32 = 0, WEIGHT_Q8_0 = 1 };
+#define QLANES 16   // q8_0 groups are a multiple of this many values (see dot_q8)
 enum { ROPE_DEFAULT = 0, ROPE_LLAMA3 = 1 };
 enum { CHAT_NONE = 0, CHAT_CHATML = 1, CHAT_LLAMA3 = 2 };
 #define MAX_STOP 8
@@ -224,6 +225,7 @@ static void read_config(Model *m) {
     if (c->weight_type == WEIGHT_Q8_0) {
         c->group_size = header_int(m, 88, "group_size", 1, 1024);
         int g = c->group_size;
+        if (g % QLANES) fatal("%s: group_size %d is not a multiple of %d", m->path, g, QLANES);
         if (c->dim % g || c->hidden_dim % g || (c->n_heads * c->head_dim) % g)
             fatal("%s: group_size %d does not divide every row length", m->path, g);
     }
@@ -426,33 +428,92 @@ static void quantize_q8(int8_t *q, float *s, const float *x, int n, int g) {
     }
 }
 
-// The dot product of two float vectors, summed in 32 independent lanes that are added
-// up at the end. The lanes let the compiler keep the sums in vector registers without
-// reordering any addition (which it may not do with floats), so the result is the same
-// with or without SIMD and OpenMP; a single running sum would serialise every add.
+// The dot product of two float vectors, summed in 32 independent lanes that are then
+// added up pairwise. The lanes let the compiler keep the sums in vector registers
+// without reordering any addition (which it may not do with floats), so the result is
+// the same with or without SIMD and OpenMP; a single running sum would serialise every
+// add behind the previous one.
 #define LANES 32
+
+static float sum_lanes(float *lane) {
+    for (int width = LANES / 2; width > 0; width /= 2)
+        for (int k = 0; k < width; k++) lane[k] += lane[k + width];
+    return lane[0];
+}
+
 static float dot(const float *a, const float *b, int n) {
     float lane[LANES] = {0};
     int j = 0;
     for (; j + LANES <= n; j += LANES)
         for (int k = 0; k < LANES; k++) lane[k] += a[j + k] * b[j + k];
-    float sum = 0.0f;
+    float sum = sum_lanes(lane);
     for (; j < n; j++) sum += a[j] * b[j];
-    for (int k = 0; k < LANES; k++) sum += lane[k];
     return sum;
 }
 
-// The same for an int8 row w and int8 activations x, both quantized in groups of g
-// with one scale each: the sum over groups of (integer dot product) * w_scale * x_scale.
-// The integer sums are exact, so their order does not matter and they vectorise.
-static float dot_q8(const int8_t *w, const float *w_scale, const int8_t *x, const float *x_scale, int n, int g) {
-    float sum = 0.0f;
-    for (int start = 0; start < n; start += g) {
-        int32_t isum = 0;
-        for (int j = start; j < start + g; j++) isum += (int32_t)w[j] * (int32_t)x[j];
-        sum += (float)isum * w_scale[start / g] * x_scale[start / g];
+// The dot products of one weight row w with four activation rows x[0..3] (each n
+// long, one after the other) at once, so that each weight is loaded once for four
+// tokens: prefill is limited by arithmetic, not memory. Each result is computed exactly
+// as dot() computes it, so a prompt gives the same logits in blocks or token by token.
+static void dot4(float out[4], const float *w, const float *x, int n) {
+    float l0[LANES] = {0}, l1[LANES] = {0}, l2[LANES] = {0}, l3[LANES] = {0};
+    const float *x0 = x, *x1 = x + n, *x2 = x + 2 * (size_t)n, *x3 = x + 3 * (size_t)n;
+    int j = 0;
+    for (; j + LANES <= n; j += LANES)
+        for (int k = 0; k < LANES; k++) {
+            float wk = w[j + k];
+            l0[k] += wk * x0[j + k];
+            l1[k] += wk * x1[j + k];
+            l2[k] += wk * x2[j + k];
+            l3[k] += wk * x3[j + k];
+        }
+    out[0] = sum_lanes(l0);
+    out[1] = sum_lanes(l1);
+    out[2] = sum_lanes(l2);
+    out[3] = sum_lanes(l3);
+    for (; j < n; j++) {
+        out[0] += w[j] * x0[j];
+        out[1] += w[j] * x1[j];
+        out[2] += w[j] * x2[j];
+        out[3] += w[j] * x3[j];
     }
-    return sum;
+}
+
+// The same for an int8 row w and int8 activations x, both quantized in groups of g
+// (a multiple of QLANES) with one scale each:
+//   w . x = sum over groups of (integer dot product of the group) * w_scale * x_scale
+// The integer products are summed exactly in QLANES int32 lanes per group; each lane
+// is then scaled into a float lane, and the float lanes are added up at the end.
+static float dot_q8(const int8_t *w, const float *w_scale, const int8_t *x, const float *x_scale, int n, int g) {
+    float lane[LANES] = {0};
+    for (int start = 0; start < n; start += g) {
+        int32_t ilane[QLANES] = {0};
+        for (int j = start; j < start + g; j += QLANES)
+            for (int k = 0; k < QLANES; k++) ilane[k] += (int32_t)w[j + k] * (int32_t)x[j + k];
+        float scale = w_scale[start / g] * x_scale[start / g];
+        for (int k = 0; k < QLANES; k++) lane[k] += (float)ilane[k] * scale;
+    }
+    return sum_lanes(lane);
+}
+
+// dot_q8 of one row with four token rows at once (see dot4), with identical results.
+static void dot4_q8(float out[4], const int8_t *w, const float *w_scale, const int8_t *x, const float *x_scale,
+                    int n, int g) {
+    float lane[4][LANES] = {{0}};
+    int groups = n / g;
+    for (int start = 0; start < n; start += g) {
+        int32_t ilane[4][QLANES] = {{0}};
+        for (int j = start; j < start + g; j += QLANES)
+            for (int k = 0; k < QLANES; k++) {
+                int32_t wk = w[j + k];
+                for (int u = 0; u < 4; u++) ilane[u][k] += wk * (int32_t)x[(size_t)u * n + j + k];
+            }
+        for (int u = 0; u < 4; u++) {
+            float scale = w_scale[start / g] * x_scale[(size_t)u * groups + start / g];
+            for (int k = 0; k < QLANES; k++) lane[u][k] += (float)ilane[u][k] * scale;
+        }
+    }
+    for (int u = 0; u < 4; u++) out[u] = sum_lanes(lane[u]);
 }
 
 // out = x W^T for a block of n tokens: x (n, cols), W (rows, cols), out (n, rows).
@@ -464,13 +525,24 @@ static void matmul(float *out, const float *x, const int8_t *xq, const float *xs
     int rows = W->rows, cols = W->cols, g = W->group_size;
     #pragma omp parallel for schedule(static)
     for (int i = 0; i < rows; i++) {
-        for (int t = 0; t < n; t++) {
-            float *o = out + (size_t)t * rows + i;
-            if (W->w)
-                *o = dot(W->w + (size_t)i * cols, x + (size_t)t * cols, cols);
-            else
-                *o = dot_q8(W->q + (size_t)i * cols, W->s + (size_t)i * (cols / g),
-                            xq + (size_t)t * cols, xs + (size_t)t * (cols / g), cols, g);
+        int t = 0;
+        float o[4];
+        if (W->w) {
+            const float *row = W->w + (size_t)i * cols;
+            for (; t + 4 <= n; t += 4) {
+                dot4(o, row, x + (size_t)t * cols, cols);
+                for (int u = 0; u < 4; u++) out[(size_t)(t + u) * rows + i] = o[u];
+            }
+            for (; t < n; t++) out[(size_t)t * rows + i] = dot(row, x + (size_t)t * cols, cols);
+        } else {
+            const int8_t *row = W->q + (size_t)i * cols;
+            const float *scale = W->s + (size_t)i * (cols / g);
+            for (; t + 4 <= n; t += 4) {
+                dot4_q8(o, row, scale, xq + (size_t)t * cols, xs + (size_t)t * (cols / g), cols, g);
+                for (int u = 0; u < 4; u++) out[(size_t)(t + u) * rows + i] = o[u];
+            }
+            for (; t < n; t++)
+                out[(size_t)t * rows + i] = dot_q8(row, scale, xq + (size_t)t * cols, xs + (size_t)t * (cols / g), cols, g);
         }
     }
 }

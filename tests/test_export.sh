@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Tests of ./export (run from the repo root: bash tests/test_export.sh).
-# Prints one line per check and finally "N passed, N failed"; exits 1 on any failure.
+# Prints one line per check ("ok ...", "FAIL ...", "SKIP ...", as tests/run_tests.sh
+# counts them) and finally "N passed, N failed"; exits 1 on any failure.
 #
 # Reference data: the fixtures (tests/fixtures/hf if the project has a copy, else
 # ../shared/fixtures/hf) and ../shared/data (third-party files: skipped when absent).
@@ -16,7 +17,7 @@ trap 'rm -rf "$TMP"' EXIT
 PASS=0
 FAIL=0
 
-pass() { echo "PASS $1"; PASS=$((PASS + 1)); }
+pass() { echo "ok $1"; PASS=$((PASS + 1)); }
 fail() { echo "FAIL $1${2:+: $2}"; FAIL=$((FAIL + 1)); }
 skip() { echo "SKIP $1${2:+: $2}"; }
 
