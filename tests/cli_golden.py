@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""End-to-end golden test through the command line.
+"""End-to-end golden tests through the command line.
 
     cli_golden.py RUN MODEL.bin FIXTURE_DIR BUILD_DIR
 
@@ -7,8 +7,14 @@ For every case of FIXTURE_DIR/reference.json that has a prompt_text:
 - `run -m tokenize` gives exactly the reference prompt ids;
 - `run -m generate -t 0 --ignore-eos -n N --dump-logits F` prints exactly the text that
   transformers decodes from its greedy ids, and the dumped logits (one row per processed
-  position) match the reference logits within 1e-4.
+  position) match the reference logits within 1e-4;
+- when the prompt is a ChatML system + user conversation, `run -m chat -y SYSTEM -i USER`
+  renders it, prints the same greedy text and dumps the same logits.
+Then, for models with a chat template, a two-turn chat (answers cut to 0 tokens) dumps
+the same logits as generating from the whole rendered conversation: the KV cache kept
+across turns holds exactly what processing the transcript from scratch would.
 """
+import re
 import json
 import os
 import struct
@@ -16,6 +22,58 @@ import subprocess
 import sys
 
 TOLERANCE = 1e-4
+CHATML = re.compile(r"<\|im_start\|>system\n(.*)<\|im_end\|>\n<\|im_start\|>user\n(.*)<\|im_end\|>\n"
+                    r"<\|im_start\|>assistant\n", re.S)
+
+
+def read_logits(path, vocab):
+    raw = open(path, "rb").read()
+    rows = len(raw) // (4 * vocab)
+    return rows, struct.unpack(f"<{rows * vocab}f", raw[: rows * vocab * 4])
+
+
+def check_generation(label, cmd, case, fixture, vocab, dump):
+    """Runs cmd (greedy, --dump-logits dump); checks its text and logits. Returns failures."""
+    failed = 0
+    proc = subprocess.run(cmd, capture_output=True, check=False, stdin=subprocess.DEVNULL)
+    text = proc.stdout.decode("utf-8", errors="strict")
+    ok = proc.returncode == 0 and text == case["greedy_text"] + "\n"
+    print(f"{'ok' if ok else 'FAIL'} {label}: prints the reference greedy text")
+    if not ok:
+        print(f"    got {text!r}\n    expected {case['greedy_text']!r}\n    {proc.stderr.decode()[:300]}")
+    failed += not ok
+    rows, ours = read_logits(dump, vocab)
+    _, expected = read_logits(os.path.join(fixture, case["logits_file"]), vocab)
+    n_rows = len(case["prompt_ids"]) + len(case["greedy_ids"])
+    diff = float("inf")
+    if rows == n_rows:
+        diff = max(abs(ours[p * vocab + j] - expected[r * vocab + j])
+                   for r, p in enumerate(case["logits_positions"]) for j in range(vocab))
+    ok = diff <= TOLERANCE
+    print(f"{'ok' if ok else 'FAIL'} {label}: --dump-logits wrote {rows} rows (expected {n_rows}), "
+          f"max |diff| {diff:.2e} at the reference positions")
+    return failed + (not ok)
+
+
+def multi_turn(run, model, build, name, vocab):
+    """Two chat turns with the cache kept == one generate over the whole transcript."""
+    turns = ["Where is Groningen located?", "And what about Utrecht?"]
+    chat_dump, gen_dump = os.path.join(build, f"{name}-chat2.logits"), os.path.join(build, f"{name}-gen2.logits")
+    chat = subprocess.run([run, model, "-m", "chat", "-y", "Be brief.", "-i", turns[0], "-n", "0",
+                           "--dump-logits", chat_dump, "--stats", "off"],
+                          input=(turns[1] + "\n").encode(), capture_output=True, check=False)
+    transcript = ("<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\n" + turns[0] +
+                  "<|im_end|>\n<|im_start|>assistant\n<|im_end|>\n<|im_start|>user\n" + turns[1] +
+                  "<|im_end|>\n<|im_start|>assistant\n")
+    gen = subprocess.run([run, model, "-m", "generate", "-i", transcript, "-n", "0",
+                          "--dump-logits", gen_dump, "--stats", "off"], capture_output=True, check=False)
+    ok = chat.returncode == 0 and gen.returncode == 0
+    if ok:
+        a, b = read_logits(chat_dump, vocab), read_logits(gen_dump, vocab)
+        ok = a[0] == b[0] and a[0] > 0 and max(abs(x - y) for x, y in zip(a[1], b[1])) <= 1e-5
+    print(f"{'ok' if ok else 'FAIL'} {name}: a two-turn chat keeps its KV cache exactly "
+          f"(same logits as the whole transcript at once)")
+    return not ok
 
 
 def main():
@@ -23,6 +81,8 @@ def main():
     ref = json.load(open(os.path.join(fixture, "reference.json")))
     name = os.path.basename(os.path.normpath(fixture))
     failed = 0
+    has_chat = subprocess.run([run, model, "-m", "chat", "-n", "0", "--stats", "off"], capture_output=True,
+                              stdin=subprocess.DEVNULL, check=False).returncode == 0
     for case in ref["cases"]:
         if "prompt_text" not in case:
             continue
@@ -33,34 +93,20 @@ def main():
         print(f"{'ok' if ok else 'FAIL'} {label}: ./run -m tokenize gives the reference prompt ids")
         failed += not ok
 
-        dump = os.path.join(build, f"{name}-{case['name']}.logits")
-        n_new = len(case["greedy_ids"])
-        proc = subprocess.run([run, model, "-m", "generate", "-i", case["prompt_text"], "-t", "0",
-                               "-n", str(n_new), "--ignore-eos", "--dump-logits", dump, "--stats", "off"],
-                              capture_output=True, check=False)
-        text = proc.stdout.decode("utf-8", errors="strict")
-        ok = proc.returncode == 0 and text == case["greedy_text"] + "\n"
-        print(f"{'ok' if ok else 'FAIL'} {label}: ./run -t 0 prints the reference greedy text")
-        if not ok:
-            print(f"    got {text!r}\n    expected {case['greedy_text']!r}\n    {proc.stderr.decode()[:300]}")
-        failed += not ok
-
         vocab = ref.get("config", {}).get("vocab_size") or case["logits_shape"][1]
-        raw = open(dump, "rb").read()
-        rows = len(raw) // (4 * vocab)
-        ours = struct.unpack(f"<{rows * vocab}f", raw[: rows * vocab * 4])
-        expected_raw = open(os.path.join(fixture, case["logits_file"]), "rb").read()
-        expected = struct.unpack(f"<{len(expected_raw) // 4}f", expected_raw)
-        positions = case["logits_positions"]
-        n_rows = len(case["prompt_ids"]) + n_new
-        diff = float("inf")
-        if rows == n_rows:
-            diff = max(abs(ours[p * vocab + j] - expected[r * vocab + j])
-                       for r, p in enumerate(positions) for j in range(vocab))
-        ok = diff <= TOLERANCE
-        print(f"{'ok' if ok else 'FAIL'} {label}: --dump-logits wrote {rows} rows (expected {n_rows}), "
-              f"max |diff| {diff:.2e} at the reference positions")
-        failed += not ok
+        dump = os.path.join(build, f"{name}-{case['name']}.logits")
+        greedy = ["-t", "0", "-n", str(len(case["greedy_ids"])), "--ignore-eos", "--dump-logits", dump,
+                  "--stats", "off"]
+        failed += check_generation(f"{label} ./run -m generate -t 0", [run, model, "-m", "generate", "-i",
+                                   case["prompt_text"]] + greedy, case, fixture, vocab, dump)
+        conversation = CHATML.fullmatch(case["prompt_text"])
+        if conversation and has_chat:
+            system, user = conversation.groups()
+            failed += check_generation(f"{label} ./run -m chat -y SYSTEM -i USER",
+                                       [run, model, "-m", "chat", "-y", system, "-i", user] + greedy,
+                                       case, fixture, vocab, dump)
+    if has_chat:
+        failed += multi_turn(run, model, build, name, ref["config"]["vocab_size"])
     return 1 if failed else 0
 
 
