@@ -60,7 +60,6 @@ static void *xcalloc(size_t n, size_t size) {
 #define TENSOR_ALIGN 64
 
 enum { WEIGHT_F32 = 0, WEIGHT_Q8_0 = 1 };
-#define QLANES 16   // q8_0 groups are a multiple of this many values (see dot_q8)
 enum { ROPE_DEFAULT = 0, ROPE_LLAMA3 = 1 };
 enum { CHAT_NONE = 0, CHAT_CHATML = 1, CHAT_LLAMA3 = 2 };
 #define MAX_STOP 8
@@ -225,7 +224,6 @@ static void read_config(Model *m) {
     if (c->weight_type == WEIGHT_Q8_0) {
         c->group_size = header_int(m, 88, "group_size", 1, 1024);
         int g = c->group_size;
-        if (g % QLANES) fatal("%s: group_size %d is not a multiple of %d", m->path, g, QLANES);
         if (c->dim % g || c->hidden_dim % g || (c->n_heads * c->head_dim) % g)
             fatal("%s: group_size %d does not divide every row length", m->path, g);
     }
@@ -480,11 +478,23 @@ static void dot4(float out[4], const float *w, const float *x, int n) {
 }
 
 // The same for an int8 row w and int8 activations x, both quantized in groups of g
-// (a multiple of QLANES) with one scale each:
+// values with one scale each:
 //   w . x = sum over groups of (integer dot product of the group) * w_scale * x_scale
 // The integer products are summed exactly in QLANES int32 lanes per group; each lane
 // is then scaled into a float lane, and the float lanes are added up at the end.
+// (Groups smaller than QLANES, which only tiny models need, take plain loops.)
+#define QLANES 16
+
 static float dot_q8(const int8_t *w, const float *w_scale, const int8_t *x, const float *x_scale, int n, int g) {
+    if (g % QLANES) {
+        float sum = 0.0f;
+        for (int start = 0; start < n; start += g) {
+            int32_t isum = 0;
+            for (int j = start; j < start + g; j++) isum += (int32_t)w[j] * (int32_t)x[j];
+            sum += (float)isum * w_scale[start / g] * x_scale[start / g];
+        }
+        return sum;
+    }
     float lane[LANES] = {0};
     for (int start = 0; start < n; start += g) {
         int32_t ilane[QLANES] = {0};
@@ -496,7 +506,8 @@ static float dot_q8(const int8_t *w, const float *w_scale, const int8_t *x, cons
     return sum_lanes(lane);
 }
 
-// dot_q8 of one row with four token rows at once (see dot4), with identical results.
+// dot_q8 of one row with four token rows at once (see dot4), with identical results;
+// g is a multiple of QLANES.
 static void dot4_q8(float out[4], const int8_t *w, const float *w_scale, const int8_t *x, const float *x_scale,
                     int n, int g) {
     float lane[4][LANES] = {{0}};
@@ -537,7 +548,7 @@ static void matmul(float *out, const float *x, const int8_t *xq, const float *xs
         } else {
             const int8_t *row = W->q + (size_t)i * cols;
             const float *scale = W->s + (size_t)i * (cols / g);
-            for (; t + 4 <= n; t += 4) {
+            for (; t + 4 <= n && g % QLANES == 0; t += 4) {
                 dot4_q8(o, row, scale, xq + (size_t)t * cols, xs + (size_t)t * (cols / g), cols, g);
                 for (int u = 0; u < 4; u++) out[(size_t)(t + u) * rows + i] = o[u];
             }
@@ -1058,18 +1069,15 @@ static int is_stop(const Model *m, int token) {
     return 0;
 }
 
-// Runs n tokens (at most BATCH) at the end of the conversation; returns the logits
-// after the last one.
-static float *session_forward(Session *ss, const int *tokens, int n) {
+// Runs n tokens (at most BATCH) at the end of the conversation. Returns the logits
+// after each of them (n, vocab_size) if all, else after the last one (vocab_size).
+static float *session_forward(Session *ss, const int *tokens, int n, int all) {
     size_t vocab = (size_t)ss->model->config.vocab_size;
-    int all = ss->dump_logits != NULL;
-    float *logits = forward(ss->model, &ss->state, tokens, n, ss->pos, all);
+    int dump = ss->dump_logits != NULL;
+    float *logits = forward(ss->model, &ss->state, tokens, n, ss->pos, all || dump);
     ss->pos += n;
-    if (all) {
-        fwrite(logits, sizeof(float), (size_t)n * vocab, ss->dump_logits);
-        logits += (size_t)(n - 1) * vocab;
-    }
-    return logits;
+    if (dump) fwrite(logits, sizeof(float), (size_t)n * vocab, ss->dump_logits);
+    return all || !dump ? logits : logits + (size_t)(n - 1) * vocab;
 }
 
 // Encodes text into ids (malloc'ed, *n of them), with BOS first when asked.
@@ -1100,7 +1108,7 @@ static int session_generate(Session *ss, const int *prompt, int n_prompt, FILE *
     double t0 = now_seconds();
     float *logits = NULL;
     for (int i = 0; i < n_prompt; i += BATCH)
-        logits = session_forward(ss, prompt + i, n_prompt - i < BATCH ? n_prompt - i : BATCH);
+        logits = session_forward(ss, prompt + i, n_prompt - i < BATCH ? n_prompt - i : BATCH, 0);
     double t1 = now_seconds();
     st->prompt_tokens = n_prompt;
     st->prefill_s = t1 - t0;
@@ -1121,7 +1129,7 @@ static int session_generate(Session *ss, const int *prompt, int n_prompt, FILE *
             fprintf(stderr, "\n[context full: %d tokens; stopping]\n", ss->state.seq_len);
             break;
         }
-        logits = session_forward(ss, &next, 1);
+        logits = session_forward(ss, &next, 1, 0);
     }
     utf8_finish(&utf8, out);
     st->gen_s = now_seconds() - t0 - st->ttft_s;
@@ -1192,6 +1200,65 @@ static void chat(Session *ss, const char *system, const char *first_prompt, int 
     text_free(&turn);
 }
 
+// log p(id) under the softmax of the logits, computed in double: log_softmax(x)_id =
+// x_id - max - log(sum_j exp(x_j - max)).
+static double log_prob(const float *logits, int n, int id) {
+    float max = logits[argmax(logits, n)];
+    double sum = 0.0;
+    for (int j = 0; j < n; j++) sum += exp((double)logits[j] - max);
+    return (double)logits[id] - max - log(sum);
+}
+
+// Writes s to f with tabs, newlines and backslashes escaped, so one token is one field.
+static void write_escaped(FILE *f, const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '\t') fputs("\\t", f);
+        else if (s[i] == '\n') fputs("\\n", f);
+        else if (s[i] == '\r') fputs("\\r", f);
+        else if (s[i] == '\\') fputs("\\\\", f);
+        else fputc(s[i], f);
+    }
+}
+
+// Teacher-forced scoring of a text: every token's log-probability given the tokens
+// before it, one line each (id, log p, the token's text), then the mean negative
+// log-likelihood and the perplexity exp(mean NLL) over the n - 1 predicted tokens.
+static void perplexity(Session *ss, const int *ids, int n, FILE *out) {
+    int vocab = ss->model->config.vocab_size;
+    double nll = 0.0;
+    for (int i = 0; i < n; i += BATCH) {
+        int block = n - i < BATCH ? n - i : BATCH;
+        float *logits = session_forward(ss, ids + i, block, 1);
+        for (int t = 0; t < block && i + t + 1 < n; t++) {
+            int next = ids[i + t + 1];
+            double lp = log_prob(logits + (size_t)t * vocab, vocab, next);
+            nll -= lp;
+            size_t len;
+            const char *piece = tokenizer_decode(&ss->model->tokenizer, ids[i + t], next, &len);
+            fprintf(out, "%d\t%.6f\t", next, lp);
+            write_escaped(out, piece, len);
+            fputc('\n', out);
+        }
+    }
+    int predicted = n - 1;
+    fprintf(out, "tokens %d, predicted %d, mean NLL %.6f, perplexity %.6f\n", n, predicted,
+            predicted > 0 ? nll / predicted : 0.0, predicted > 0 ? exp(nll / predicted) : 1.0);
+}
+
+// The whole of a file (malloc'ed, NUL-terminated).
+static char *read_file(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) fatal("cannot open %s: %s", path, strerror(errno));
+    Text t = {0};
+    char buf[65536];
+    size_t got;
+    text_append(&t, "", 0);
+    while ((got = fread(buf, 1, sizeof(buf), f)) > 0) text_append(&t, buf, got);
+    if (ferror(f)) fatal("cannot read %s", path);
+    fclose(f);
+    return t.data;
+}
+
 // ----------------------------------------------------------------------------
 // 6. The command line
 
@@ -1205,10 +1272,10 @@ static double peak_rss_mb(void) {
 
 static void usage(FILE *f) {
     fputs("Usage: run MODEL.bin [options]\n"
-          "  -m, --mode MODE           generate | chat | tokenize (default: chat for models\n"
-          "                            with a chat template, else generate)\n"
+          "  -m, --mode MODE           generate | chat | tokenize | perplexity (default: chat\n"
+          "                            for models with a chat template, else generate)\n"
           "  -i, --prompt TEXT         the prompt (chat: the first user turn; further turns\n"
-          "                            are read from stdin, one per line)\n"
+          "                            are read from stdin, one per line; perplexity: a file)\n"
           "  -y, --system TEXT         chat: the system prompt (default: the model's own)\n"
           "  -t, --temperature T       0 = greedy (default: the model's generation_config)\n"
           "  -p, --top-p P             nucleus sampling: keep the most likely tokens up to\n"
@@ -1315,7 +1382,8 @@ int main(int argc, char **argv) {
         model_close(&model);
         return 0;
     }
-    if (strcmp(mode, "generate") && strcmp(mode, "chat")) fatal("unknown mode '%s' (see --help)", mode);
+    if (strcmp(mode, "generate") && strcmp(mode, "chat") && strcmp(mode, "perplexity"))
+        fatal("unknown mode '%s' (see --help)", mode);
     if (!strcmp(mode, "chat") && model.gen.chat_template == CHAT_NONE)
         fatal("%s has no chat template: use -m generate", o.model_path);
 
@@ -1337,6 +1405,17 @@ int main(int argc, char **argv) {
 
     if (!strcmp(mode, "chat")) {
         chat(&ss, o.system, o.prompt, stats);
+    } else if (!strcmp(mode, "perplexity")) {
+        if (!o.prompt) fatal("-m perplexity needs -i FILE, the text to score");
+        char *text = read_file(o.prompt);
+        int n;
+        int *ids = encode(&model, text, model.gen.add_bos, &n);
+        if (!ids) fatal("%s is not valid UTF-8", o.prompt);
+        if (n < 2) fatal("%s has fewer than 2 tokens: nothing to score", o.prompt);
+        if (n > seq_len) fatal("%s is %d tokens, longer than the context (%d; see -c)", o.prompt, n, seq_len);
+        perplexity(&ss, ids, n, stdout);
+        free(ids);
+        free(text);
     } else {
         int n;
         int *ids = encode(&model, o.prompt ? o.prompt : "", model.gen.add_bos, &n);

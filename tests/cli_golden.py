@@ -8,12 +8,14 @@ For every case of FIXTURE_DIR/reference.json that has a prompt_text:
 - `run -m generate -t 0 --ignore-eos -n N --dump-logits F` prints exactly the text that
   transformers decodes from its greedy ids, and the dumped logits (one row per processed
   position) match the reference logits within 1e-4;
+- `run -m perplexity` of the prompt gives the mean NLL that the reference logits give;
 - when the prompt is a ChatML system + user conversation, `run -m chat -y SYSTEM -i USER`
   renders it, prints the same greedy text and dumps the same logits.
 Then, for models with a chat template, a two-turn chat (answers cut to 0 tokens) dumps
 the same logits as generating from the whole rendered conversation: the KV cache kept
 across turns holds exactly what processing the transcript from scratch would.
 """
+import math
 import re
 import json
 import os
@@ -53,6 +55,25 @@ def check_generation(label, cmd, case, fixture, vocab, dump):
     print(f"{'ok' if ok else 'FAIL'} {label}: --dump-logits wrote {rows} rows (expected {n_rows}), "
           f"max |diff| {diff:.2e} at the reference positions")
     return failed + (not ok)
+
+
+def check_perplexity(label, run, model, case, fixture, vocab, build):
+    """run -m perplexity on the prompt == the mean NLL of the prompt under the reference logits."""
+    text_file = os.path.join(build, label.replace("/", "-") + ".txt")
+    open(text_file, "w").write(case["prompt_text"])
+    proc = subprocess.run([run, model, "-m", "perplexity", "-i", text_file], capture_output=True, check=False)
+    last = proc.stdout.decode().splitlines()[-1] if proc.returncode == 0 else proc.stderr.decode()
+    _, ref = read_logits(os.path.join(fixture, case["logits_file"]), vocab)
+    ids, nll = case["prompt_ids"], 0.0
+    for p in range(len(ids) - 1):  # the reference rows at the prompt positions
+        row = ref[case["logits_positions"].index(p) * vocab:][:vocab]
+        m = max(row)
+        nll -= row[ids[p + 1]] - m - math.log(sum(math.exp(x - m) for x in row))
+    expected = nll / (len(ids) - 1)
+    ours = float(last.split("mean NLL ")[1].split(",")[0]) if "mean NLL" in last else float("inf")
+    ok = abs(ours - expected) <= 1e-4
+    print(f"{'ok' if ok else 'FAIL'} {label}: -m perplexity mean NLL {ours:.6f}, from the reference logits {expected:.6f}")
+    return not ok
 
 
 def multi_turn(run, model, build, name, vocab):
@@ -99,6 +120,8 @@ def main():
                   "--stats", "off"]
         failed += check_generation(f"{label} ./run -m generate -t 0", [run, model, "-m", "generate", "-i",
                                    case["prompt_text"]] + greedy, case, fixture, vocab, dump)
+        if all(p in case["logits_positions"] for p in range(len(case["prompt_ids"]))):
+            failed += check_perplexity(label, run, model, case, fixture, vocab, build)
         conversation = CHATML.fullmatch(case["prompt_text"])
         if conversation and has_chat:
             system, user = conversation.groups()

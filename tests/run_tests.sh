@@ -131,6 +131,26 @@ else
     skip "smollm2-vocab-tiny CLI golden test: $SHARED_DATA is absent"
 fi
 
+# ---------------------------------------------------------------------------- q8_0
+
+echo "== q8_0 against f32 (teacher-forced on the reference texts)"
+for m in $HF_MODELS; do
+    ./export -q --dtype q8_0 "$FIX/hf/$m" "$BUILD/$m-q8_0.bin" 2>/dev/null || { fail "export $m q8_0"; continue; }
+    count python3 tests/quant_accuracy.py ./run "$BUILD/$m.bin" "$BUILD/$m-q8_0.bin" "$FIX/hf/$m" "$BUILD" 0.95 2e-3
+done
+if [ -d "$S260" ]; then
+    ./export -q --dtype q8_0 --tokenizer "$S260/tok512.bin" "$S260/stories260K.bin" "$BUILD/stories260K-q8_0.bin"
+    f32=$(./run "$BUILD/stories260K.bin" -m perplexity -i "$S260/expected_greedy_200.txt" | tail -n 1)
+    q8=$(./run "$BUILD/stories260K-q8_0.bin" -m perplexity -i "$S260/expected_greedy_200.txt" | tail -n 1)
+    if python3 -c "import sys; a, b = (float(x.split()[-1]) for x in sys.argv[1:]); sys.exit(abs(b - a) > 0.02 * a)" "$f32" "$q8"; then
+        ok "stories260K q8_0 perplexity within 2% of f32 on llama2.c's text (f32: ${f32##* }, q8_0: ${q8##* })"
+    else
+        fail "stories260K q8_0 perplexity not within 2% of f32 (f32: $f32; q8_0: $q8)"
+    fi
+else
+    skip "stories260K q8_0 perplexity: $SHARED_DATA is absent"
+fi
+
 # ---------------------------------------------------------------------------- tokenizer
 
 echo "== tokenizer: encode/decode against Hugging Face tokenizers"

@@ -250,7 +250,7 @@ mkdir -p "$TMP/out"
 echo "== options"
 if $EXPORT -h | grep -q -- "--dtype"; then pass "-h lists the options"; else fail "-h lists the options"; fi
 refuse "unknown option" "unrecognized" "$TMP/out/x.bin" --bogus "$FIX/tiny-smollm2"
-refuse "bad group size" "32 or 64" "$TMP/out/x.bin" --dtype q8_0 --group-size 48 "$FIX/tiny-smollm2"
+refuse "bad group size" "4, 8, 16, 32 or 64" "$TMP/out/x.bin" --dtype q8_0 --group-size 48 "$FIX/tiny-smollm2"
 
 if [ ! -d "$FIX" ]; then
     skip "fixtures" "$FIX not found"
@@ -360,12 +360,12 @@ if cmp -s "$TMP/ropep2.bin" "$TMP/tiny-smollm2.bin"; then pass "rope_parameters 
 else fail "rope_parameters (default) == rope_theta"; fi
 
 echo "== q8_0"
-for spec in "tiny-llama3 64" "tiny-llama3 32 --group-size 32" "tiny-qwen2 32" "tiny-mqa-f16 32"; do
+for spec in "tiny-llama3 64" "tiny-llama3 32 --group-size 32" "tiny-qwen2 32" "tiny-mqa-f16 32" "tiny-smollm2 16"; do
     set -- $spec; n=$1 gs=$2; shift 2
     export_ok "export $n q8_0 $*" "$TMP/$n-q8-$gs.bin" --dtype q8_0 "$@" "$FIX/$n"
     verify "verify $n q8_0 (group_size $gs, dequantized within scale/2)" "$TMP/$n-q8-$gs.bin" "$FIX/$n" weight_type=1 group_size=$gs
 done
-refuse "q8_0 when no group size divides the rows (tiny-smollm2: hidden 176)" "group size" "$TMP/out/x.bin" --dtype q8_0 "$FIX/tiny-smollm2"
+refuse "q8_0 when the group size does not divide the rows (tiny-smollm2: hidden 176)" "group size" "$TMP/out/x.bin" --dtype q8_0 --group-size 32 "$FIX/tiny-smollm2"
 
 echo "== refusals (exit 1, one line naming the problem, no output file)"
 neg() {   # neg NAME WORD FIXTURE PYTHON-DAMAGE [export args]
