@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -981,6 +982,12 @@ static int utf8_continuation_ok(const unsigned char *s, int have) {
     return 1;
 }
 
+// A reader that went away (`run ... | head -c 10`) ends the program quietly: SIGPIPE
+// does it where signals exist, this where the write just fails.
+static void flush_or_exit(FILE *out) {
+    if (fflush(out) != 0 || ferror(out)) _exit(0);
+}
+
 static void utf8_write(Utf8Stream *u, FILE *out, const char *bytes, size_t n) {
     for (size_t i = 0; i < n; i++) {
         unsigned char b = (unsigned char)bytes[i];
@@ -1001,14 +1008,14 @@ static void utf8_write(Utf8Stream *u, FILE *out, const char *bytes, size_t n) {
         else if (len == 0) fputs(REPLACEMENT, out);
         else u->pending[u->n++] = b;
     }
-    fflush(out);
+    flush_or_exit(out);
 }
 
 // At the end of an answer an incomplete character can no longer complete.
 static void utf8_finish(Utf8Stream *u, FILE *out) {
     if (u->n > 0) fputs(REPLACEMENT, out);
     u->n = 0;
-    fflush(out);
+    flush_or_exit(out);
 }
 
 // Timing of one answer, printed on stderr.
@@ -1096,6 +1103,20 @@ static int *encode(const Model *m, const char *text, int bos, int *n) {
     return ids;
 }
 
+// Ctrl-C stops the answer being generated (chat goes back to the prompt); a second
+// Ctrl-C, or one while no answer is being generated, ends the program.
+static volatile sig_atomic_t answering = 0, stop_answer = 0;
+
+static void on_interrupt(int sig) {
+    (void)sig;
+    if (answering && !stop_answer) {
+        stop_answer = 1;
+        signal(SIGINT, on_interrupt);  // some systems reset the handler on delivery
+        return;
+    }
+    _exit(130);  // exit() is not safe in a signal handler; 130 = killed by SIGINT
+}
+
 // Runs the prompt through the network, then samples up to max_new_tokens new tokens,
 // streaming their text to out, until a stop token or the end of the context. Every
 // emitted token enters the KV cache, so a conversation can go on from here.
@@ -1105,6 +1126,8 @@ static int session_generate(Session *ss, const int *prompt, int n_prompt, FILE *
     Stats *st = &ss->stats;
     memset(st, 0, sizeof(*st));
     if (n_prompt < 1 || n_prompt > ss->state.seq_len - ss->pos) return -1;
+    answering = 1;
+    stop_answer = 0;
     double t0 = now_seconds();
     float *logits = NULL;
     for (int i = 0; i < n_prompt; i += BATCH)
@@ -1116,6 +1139,11 @@ static int session_generate(Session *ss, const int *prompt, int n_prompt, FILE *
     Utf8Stream utf8 = {0};
     int prev = prompt[n_prompt - 1];
     for (int n = 0; ss->max_new_tokens < 0 || n < ss->max_new_tokens; n++) {
+        if (stop_answer) {
+            utf8_finish(&utf8, out);
+            fputs("\n[interrupted]\n", stderr);
+            break;
+        }
         int next = sample(&ss->sampler, logits);
         if (n == 0) st->ttft_s = now_seconds() - t0;
         if (is_stop(m, next) && !ss->ignore_eos) break;
@@ -1133,6 +1161,7 @@ static int session_generate(Session *ss, const int *prompt, int n_prompt, FILE *
     }
     utf8_finish(&utf8, out);
     st->gen_s = now_seconds() - t0 - st->ttft_s;
+    answering = 0;
     return 0;
 }
 
@@ -1361,6 +1390,10 @@ static Options parse_args(int argc, char **argv) {
 #ifndef TESTING
 int main(int argc, char **argv) {
     Options o = parse_args(argc, argv);
+    signal(SIGINT, on_interrupt);
+#ifdef SIGPIPE
+    signal(SIGPIPE, SIG_DFL);  // a closed stdout ends the program without error messages
+#endif
     Model model;
     model_open(&model, o.model_path);
     const Config *c = &model.config;

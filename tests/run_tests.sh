@@ -207,6 +207,14 @@ expect_error "unknown option" "unknown option" ./run "$good" --frobnicate 1
 expect_error "bad number" "expects" ./run "$good" -t hot
 expect_error "context above the model's maximum" "exceeds" ./run "$good" -c 100000 -i hi
 
+echo "== Ctrl-C, closed stdout, context limits"
+mkdir -p "$BUILD/longctx"
+cp "$FIX"/hf/tiny-smollm2/* "$BUILD/longctx/"
+python3 -c "import json, sys; c = json.load(open(sys.argv[1])); c['max_position_embeddings'] = 16384
+json.dump(c, open(sys.argv[1], 'w'))" "$BUILD/longctx/config.json"
+./export -q "$BUILD/longctx" "$BUILD/longctx.bin"
+count python3 tests/interrupt.py ./run "$BUILD/longctx.bin" "$BUILD/tiny-smollm2.bin"
+
 echo "== export: refuses what it does not support"
 if [ -f tests/test_export.sh ]; then count bash tests/test_export.sh; fi
 
