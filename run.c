@@ -13,6 +13,7 @@
 //
 // Build: `make` (OpenMP) or `make noomp`; results are identical either way.
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -35,10 +36,25 @@
 // ----------------------------------------------------------------------------
 // errors
 
+#ifdef FUZZING
+// The fuzz targets (tests/fuzz/) must survive bad input: when one sets fatal_jump,
+// fatal() keeps the message in fatal_message and longjmps there instead of exiting.
+#include <setjmp.h>
+static jmp_buf *fatal_jump;
+static char fatal_message[512];
+#endif
+
 // Bad input ends the program with one clear line and exit code 1, never a crash.
 static void fatal(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
+#ifdef FUZZING
+    if (fatal_jump) {
+        vsnprintf(fatal_message, sizeof(fatal_message), fmt, ap);
+        va_end(ap);
+        longjmp(*fatal_jump, 1);
+    }
+#endif
     fputs("run: ", stderr);
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
@@ -349,7 +365,9 @@ static void model_open(Model *m, const char *path) {
     int fd = open(path, O_RDONLY);
     if (fd < 0) fatal("cannot open model file %s: %s", path, strerror(errno));
     struct stat st;
-    if (fstat(fd, &st) != 0) fatal("cannot stat %s: %s", path, strerror(errno));
+    int stat_error = fstat(fd, &st) != 0 ? errno : 0;
+    if (stat_error || st.st_size < HEADER_BYTES) close(fd);  // (fatal may return to a caller: tests/fuzz)
+    if (stat_error) fatal("cannot stat %s: %s", path, strerror(stat_error));
     if (st.st_size < HEADER_BYTES) fatal("%s: too small to be a model file (%lld bytes)", path, (long long)st.st_size);
     m->size = (size_t)st.st_size;
     // MAP_POPULATE (Linux) maps every page now, while loading, instead of taking a
@@ -423,9 +441,19 @@ static void quantize_q8(int8_t *q, float *s, const float *x, int n, int g) {
         for (int i = start; i < start + g; i++) amax = fmaxf(amax, fabsf(x[i]));
         float scale = amax / 127.0f, inv = scale > 0.0f ? 1.0f / scale : 0.0f;
         s[start / g] = scale;
-        for (int i = start; i < start + g; i++) q[i] = (int8_t)roundf(x[i] * inv);
+        // round(x * inv) lies in [-127, 127], except when x is not finite (weights of a
+        // corrupt file: NaN, inf) or the scale underflows: clamp it (NaN -> 0) so that
+        // the conversion to int8 stays defined. (Found by tests/fuzz/fuzz_load.c.)
+        for (int i = start; i < start + g; i++) {
+            float v = roundf(x[i] * inv);
+            q[i] = (int8_t)(v > 127.0f ? 127.0f : v < -127.0f ? -127.0f : v == v ? v : 0.0f);
+        }
     }
 }
+
+// Loops with less work than this many multiply-adds run on one thread: waking the
+// other threads would cost more than it saves (and far more on a busy machine).
+#define PARALLEL_WORK (1 << 18)
 
 // The dot product of two float vectors, summed in 32 independent lanes that are then
 // added up pairwise. The lanes let the compiler keep the sums in vector registers
@@ -535,7 +563,7 @@ static void dot4_q8(float out[4], const int8_t *w, const float *w_scale, const i
 // cache. For q8_0, x has been quantized into xq/xs (see quantize_q8).
 static void matmul(float *out, const float *x, const int8_t *xq, const float *xs, int n, const Matrix *W) {
     int rows = W->rows, cols = W->cols, g = W->group_size;
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) if ((int64_t)rows * cols * n >= PARALLEL_WORK)
     for (int i = 0; i < rows; i++) {
         int t = 0;
         float o[4];
@@ -706,7 +734,7 @@ static void attention(RunState *s, const Config *c, int layer, int n, int pos) {
     int group = c->n_heads / c->n_kv_heads;
     size_t layer_off = (size_t)layer * (size_t)s->seq_len * (size_t)kv_dim;
     float scale = 1.0f / sqrtf((float)hd);
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) if ((int64_t)c->n_heads * (pos + n) * n * hd >= PARALLEL_WORK)
     for (int h = 0; h < c->n_heads; h++) {
         float *att = s->att + (size_t)h * s->seq_len;
         const float *keys = s->key_cache + layer_off + (size_t)(h / group) * hd;
@@ -909,10 +937,23 @@ static void text_free(Text *t) {
 //   Llama 3: <|begin_of_text|><|start_header_id|>role<|end_header_id|>\n\ncontent<|eot_id|>
 //            ... <|start_header_id|>assistant<|end_header_id|>\n\n
 // Jinja's `trim`: the Llama 3 template strips the whitespace around every message.
+// Jinja's trim is Python's str.strip(), which removes the characters of str.isspace():
+// Unicode White_Space (tokenizer.c's CHAR_SPACE, e.g. U+00A0, U+3000) and U+001C..U+001F.
+static int is_python_space(const char *s, size_t n) {   // the character at s[0..n), n >= 1
+    uint32_t cp;
+    return utf8_decode_char(s, n, &cp) == (int)n && (char_class(cp) == CHAR_SPACE || (cp >= 0x1C && cp <= 0x1F));
+}
+
 static void text_append_trimmed(Text *t, const char *s) {
-    size_t n = strlen(s);
-    while (n > 0 && strchr(" \t\n\r\v\f", s[0])) s++, n--;
-    while (n > 0 && strchr(" \t\n\r\v\f", s[n - 1])) n--;
+    size_t n = strlen(s), len;
+    uint32_t cp;
+    while (n > 0 && (len = (size_t)utf8_decode_char(s, n, &cp)) > 0 && is_python_space(s, len)) s += len, n -= len;
+    for (;;) {   // from the end: back up to the start of the last character
+        size_t start = n;
+        while (start > 0 && n - start < 4 && ((unsigned char)s[start - 1] & 0xC0) == 0x80) start--;
+        if (start == 0 || !is_python_space(s + start - 1, n - start + 1)) break;
+        n = start - 1;
+    }
     text_append(t, s, n);
 }
 
@@ -1045,12 +1086,13 @@ static void print_stats(const Stats *st, int mode) {
                 st->prompt_tokens, prefill, st->new_tokens, gen, st->ttft_s * 1e3);
 }
 
-// A conversation with the model: the KV cache holds positions 0..pos-1.
+// A conversation with the model: the KV cache holds the tokens history[0..pos-1].
 typedef struct {
     const Model *model;
     RunState state;
     Sampler sampler;
     int pos;
+    int *history;           // (seq_len) the tokens in the KV cache
     int max_new_tokens;     // per answer; < 0 = until a stop token or the context end
     int ignore_eos;         // keep going past stop tokens
     FILE *dump_logits;      // float32 logits of every processed position, or NULL
@@ -1062,12 +1104,14 @@ static void session_build(Session *ss, const Model *m, int seq_len, SamplerConfi
     ss->model = m;
     runstate_build(&ss->state, &m->config, seq_len);
     sampler_build(&ss->sampler, sc, m->config.vocab_size);
+    ss->history = xcalloc((size_t)seq_len, sizeof(int));
     ss->max_new_tokens = -1;
 }
 
 static void session_free(Session *ss) {
     runstate_free(&ss->state);
     sampler_free(&ss->sampler);
+    free(ss->history);
 }
 
 static int is_stop(const Model *m, int token) {
@@ -1082,9 +1126,21 @@ static float *session_forward(Session *ss, const int *tokens, int n, int all) {
     size_t vocab = (size_t)ss->model->config.vocab_size;
     int dump = ss->dump_logits != NULL;
     float *logits = forward(ss->model, &ss->state, tokens, n, ss->pos, all || dump);
+    memcpy(ss->history + ss->pos, tokens, (size_t)n * sizeof(int));
     ss->pos += n;
     if (dump) fwrite(logits, sizeof(float), (size_t)n * vocab, ss->dump_logits);
     return all || !dump ? logits : logits + (size_t)(n - 1) * vocab;
+}
+
+// Starts a new sequence of n tokens: keeps the part of the KV cache that holds the
+// same tokens (a shared system prompt, a template's head) and returns how many of ids
+// are already in place; the caller runs the rest. At least the last token is left to
+// run, since its logits are needed.
+static int session_reuse_prefix(Session *ss, const int *ids, int n) {
+    int same = 0;
+    while (same < ss->pos && same < n - 1 && ss->history[same] == ids[same]) same++;
+    ss->pos = same;
+    return same;
 }
 
 // Encodes text into ids (malloc'ed, *n of them), with BOS first when asked.
@@ -1118,10 +1174,11 @@ static void on_interrupt(int sig) {
 }
 
 // Runs the prompt through the network, then samples up to max_new_tokens new tokens,
-// streaming their text to out, until a stop token or the end of the context. Every
-// emitted token enters the KV cache, so a conversation can go on from here.
+// streaming their text to out (if not NULL) and appending it to answer (if not NULL),
+// until a stop token or the end of the context. Every emitted token enters the KV
+// cache, so a conversation can go on from here.
 // Returns 0, or -1 (nothing done) if the prompt does not fit in the context left.
-static int session_generate(Session *ss, const int *prompt, int n_prompt, FILE *out) {
+static int session_generate(Session *ss, const int *prompt, int n_prompt, FILE *out, Text *answer) {
     const Model *m = ss->model;
     Stats *st = &ss->stats;
     memset(st, 0, sizeof(*st));
@@ -1140,7 +1197,6 @@ static int session_generate(Session *ss, const int *prompt, int n_prompt, FILE *
     int prev = prompt[n_prompt - 1];
     for (int n = 0; ss->max_new_tokens < 0 || n < ss->max_new_tokens; n++) {
         if (stop_answer) {
-            utf8_finish(&utf8, out);
             fputs("\n[interrupted]\n", stderr);
             break;
         }
@@ -1149,17 +1205,18 @@ static int session_generate(Session *ss, const int *prompt, int n_prompt, FILE *
         if (is_stop(m, next) && !ss->ignore_eos) break;
         size_t len;
         const char *piece = tokenizer_decode(&m->tokenizer, prev, next, &len);
-        utf8_write(&utf8, out, piece, len);
+        if (out) utf8_write(&utf8, out, piece, len);
+        if (answer) text_append(answer, piece, len);
         st->new_tokens++;
         prev = next;
         if (ss->pos == ss->state.seq_len) {
-            utf8_finish(&utf8, out);
+            if (out) utf8_finish(&utf8, out);
             fprintf(stderr, "\n[context full: %d tokens; stopping]\n", ss->state.seq_len);
             break;
         }
         logits = session_forward(ss, &next, 1, 0);
     }
-    utf8_finish(&utf8, out);
+    if (out) utf8_finish(&utf8, out);
     st->gen_s = now_seconds() - t0 - st->ttft_s;
     answering = 0;
     return 0;
@@ -1212,7 +1269,7 @@ static void chat(Session *ss, const char *system, const char *first_prompt, int 
             fprintf(stderr, "run: the input is not valid UTF-8; turn ignored\n");
             continue;
         }
-        if (session_generate(ss, ids, n, stdout) != 0) {
+        if (session_generate(ss, ids, n, stdout, NULL) != 0) {
             fprintf(stderr, "run: this turn needs %d tokens but only %d of the %d-token context are "
                     "left; turn ignored. Start a new conversation, or run with a larger -c "
                     "(the model allows %d).\n", n, ss->state.seq_len - ss->pos, ss->state.seq_len,
@@ -1289,6 +1346,413 @@ static char *read_file(const char *path) {
 }
 
 // ----------------------------------------------------------------------------
+// Evaluation: a chat model as a classifier, and batches of prompts
+
+// The prompt of a one-turn conversation: the chat template's rendering of the system
+// prompt and one user message, or, for a model without a chat template, the user text.
+static int *encode_single_turn(const Model *m, const char *system, const char *user, const char *date, int *n) {
+    Text t = {0};
+    int bos = m->gen.chat_template == CHAT_NONE && m->gen.add_bos;
+    if (m->gen.chat_template == CHAT_NONE) text_puts(&t, user);
+    else render_turn(&t, &m->gen, system, user, 1, date);
+    int *ids = encode(m, t.data, bos, n);
+    text_free(&t);
+    return ids;
+}
+
+// log P(cont | prompt) = sum_i log p(cont_i | prompt, cont_<i), with prompt in the
+// cache: rewinds to before the prompt's last token and runs it with cont[0..n-2].
+static double score_continuation(Session *ss, const int *prompt, int n_prompt, const int *cont, int n_cont) {
+    int vocab = ss->model->config.vocab_size;
+    int seq[BATCH];
+    double lp = 0.0;
+    ss->pos = n_prompt - 1;
+    for (int i = 0; i < n_cont; i += BATCH) {
+        int block = n_cont - i < BATCH ? n_cont - i : BATCH;
+        for (int t = 0; t < block; t++) seq[t] = i + t == 0 ? prompt[n_prompt - 1] : cont[i + t - 1];
+        float *logits = session_forward(ss, seq, block, 1);
+        for (int t = 0; t < block; t++) lp += log_prob(logits + (size_t)t * vocab, vocab, cont[i + t]);
+    }
+    return lp;
+}
+
+// An answer compared the way a notebook's `answer.strip().upper() == label` would,
+// a little more forgiving: whitespace and punctuation around it do not count, and case
+// does not matter (ASCII).
+static void normalise_label(Text *out, const char *s, size_t n) {
+    while (n > 0 && (isspace((unsigned char)s[0]) || ispunct((unsigned char)s[0]))) s++, n--;
+    while (n > 0 && (isspace((unsigned char)s[n - 1]) || ispunct((unsigned char)s[n - 1]))) n--;
+    out->len = 0;
+    text_append(out, s, n);
+    for (size_t i = 0; i < out->len; i++) out->data[i] = (char)toupper((unsigned char)out->data[i]);
+}
+
+static int compare_strings(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+// The sorted distinct strings of a and b (n each), as scikit-learn's unique_labels.
+static char **distinct_labels(char **a, char **b, int n, int *n_out) {
+    char **all = xcalloc(2 * (size_t)n, sizeof(char *));
+    memcpy(all, a, (size_t)n * sizeof(char *));
+    memcpy(all + n, b, (size_t)n * sizeof(char *));
+    qsort(all, 2 * (size_t)n, sizeof(char *), compare_strings);
+    int k = 0;
+    for (int i = 0; i < 2 * n; i++)
+        if (k == 0 || strcmp(all[k - 1], all[i])) all[k++] = all[i];
+    *n_out = k;
+    return all;
+}
+
+// scikit-learn's classification_report(gold, pred, zero_division=0), to the character:
+// per class precision = tp / predicted, recall = tp / support, f1 = 2pr / (p + r)
+// (0 where a denominator is 0); accuracy; the unweighted mean over classes (macro
+// avg) and the mean weighted by support (weighted avg). Then the confusion matrix
+// (rows: gold, columns: predicted).
+static void classification_report(FILE *f, char **gold, char **pred, int n) {
+    int k;
+    char **classes = distinct_labels(gold, pred, n, &k);
+    int *confusion = xcalloc((size_t)k * (size_t)k, sizeof(int));
+    for (int i = 0; i < n; i++) {
+        int g = 0, p = 0;
+        while (strcmp(classes[g], gold[i])) g++;
+        while (strcmp(classes[p], pred[i])) p++;
+        confusion[g * k + p]++;
+    }
+    int width = 12;  // strlen("weighted avg")
+    for (int c = 0; c < k; c++)
+        if ((int)strlen(classes[c]) > width) width = (int)strlen(classes[c]);
+    fprintf(f, "%*s  %9s %9s %9s %9s\n\n", width, "", "precision", "recall", "f1-score", "support");
+    double macro[3] = {0, 0, 0}, weighted[3] = {0, 0, 0};
+    int correct = 0;
+    for (int c = 0; c < k; c++) {
+        int tp = confusion[c * k + c], support = 0, predicted = 0;
+        for (int j = 0; j < k; j++) support += confusion[c * k + j], predicted += confusion[j * k + c];
+        double precision = predicted ? (double)tp / predicted : 0.0;
+        double recall = support ? (double)tp / support : 0.0;
+        double f1 = precision + recall > 0 ? 2 * precision * recall / (precision + recall) : 0.0;
+        double v[3] = {precision, recall, f1};
+        for (int j = 0; j < 3; j++) macro[j] += v[j] / k, weighted[j] += v[j] * support / n;
+        correct += tp;
+        fprintf(f, "%*s  %9.2f %9.2f %9.2f %9d\n", width, classes[c], precision, recall, f1, support);
+    }
+    fprintf(f, "\n%*s  %9s %9s %9.2f %9d\n", width, "accuracy", "", "", (double)correct / n, n);
+    fprintf(f, "%*s  %9.2f %9.2f %9.2f %9d\n", width, "macro avg", macro[0], macro[1], macro[2], n);
+    fprintf(f, "%*s  %9.2f %9.2f %9.2f %9d\n", width, "weighted avg", weighted[0], weighted[1], weighted[2], n);
+
+    fprintf(f, "\nconfusion matrix (rows: gold, columns: predicted)\n%*s", width, "");
+    for (int c = 0; c < k; c++) fprintf(f, " %*s", (int)strlen(classes[c]) > 6 ? (int)strlen(classes[c]) : 6, classes[c]);
+    fputc('\n', f);
+    for (int g = 0; g < k; g++) {
+        fprintf(f, "%*s", width, classes[g]);
+        for (int c = 0; c < k; c++)
+            fprintf(f, " %*d", (int)strlen(classes[c]) > 6 ? (int)strlen(classes[c]) : 6, confusion[g * k + c]);
+        fputc('\n', f);
+    }
+    free(confusion);
+    free(classes);
+}
+
+typedef struct {
+    const char *system;     // the system prompt (NULL: the model's default)
+    const char *template_;  // the user message; {text} is replaced by the row's text
+    const char *labels;     // comma-separated classes, or NULL: those of the file
+    int free_answer;        // generate an answer and match it instead of scoring
+    int max_new_tokens;     // for free answers
+} ClassifyOptions;
+
+// The user message for one row: the template with every {text} replaced.
+static void fill_template(Text *out, const char *template_, const char *text) {
+    out->len = 0;
+    text_append(out, "", 0);
+    for (const char *p = template_; *p;) {
+        if (!strncmp(p, "{text}", 6)) text_puts(out, text), p += 6;
+        else text_append(out, p++, 1);
+    }
+}
+
+// -m classify -i FILE.tsv: classifies every row of a TSV file (a header line, then
+// text<TAB>label) with the prompt, prints one line per row (predicted label, gold label,
+// then the probabilities of the labels, or the raw answer with --free) and a report.
+// Constrained (the default): every label is scored by the log-probability of its tokens
+// (and the end-of-turn token) as the assistant's answer; the best one wins and the
+// probabilities are the softmax of those scores over the labels. The KV cache of the
+// prompt's shared head (system prompt, template) is reused from row to row.
+static void classify(Session *ss, const char *path, const ClassifyOptions *co, FILE *rows_out) {
+    const Model *m = ss->model;
+    char *data = read_file(path);
+    int n = 0, cap = 0, line_no = 0;
+    char **texts = NULL, **gold = NULL;
+    for (char *line = data, *next; line && *line; line = next) {
+        next = strchr(line, '\n');
+        if (next) *next++ = '\0';
+        line[strcspn(line, "\r")] = '\0';
+        if (line_no++ == 0 || !*line) continue;  // the header, blank lines
+        char *tab = strrchr(line, '\t');
+        if (!tab) fatal("%s:%d: expected text<TAB>label", path, line_no);
+        *tab = '\0';
+        if (n == cap) {
+            cap = cap ? 2 * cap : 64;
+            texts = realloc(texts, (size_t)cap * sizeof(char *));
+            gold = realloc(gold, (size_t)cap * sizeof(char *));
+            if (!texts || !gold) fatal("out of memory");
+        }
+        texts[n] = line;
+        gold[n++] = tab + 1;
+    }
+    if (n == 0) fatal("%s has no rows (a header line, then text<TAB>label lines)", path);
+
+    // The classes: --labels, else the distinct gold labels in the order they appear.
+    char *label_buf = strdup(co->labels ? co->labels : "");
+    int n_labels = 0;
+    char **labels = xcalloc((size_t)n + strlen(label_buf) + 1, sizeof(char *));
+    if (co->labels) {
+        for (char *l = strtok(label_buf, ","); l; l = strtok(NULL, ",")) labels[n_labels++] = l;
+    } else {
+        for (int i = 0; i < n; i++) {
+            int seen = 0;
+            for (int j = 0; j < n_labels && !seen; j++) seen = !strcmp(labels[j], gold[i]);
+            if (!seen) labels[n_labels++] = gold[i];
+        }
+    }
+    if (n_labels < 2) fatal("classification needs at least two labels (--labels a,b,c)");
+    int **label_ids = xcalloc((size_t)n_labels, sizeof(int *)), *label_len = xcalloc((size_t)n_labels, sizeof(int));
+    for (int l = 0; l < n_labels; l++) {
+        label_ids[l] = encode(m, labels[l], 0, &label_len[l]);
+        if (!label_ids[l] || label_len[l] == 0) fatal("label '%s' is empty or not valid UTF-8", labels[l]);
+        if (m->gen.eot_id >= 0) label_ids[l][label_len[l]++] = m->gen.eot_id;  // encode left room
+    }
+
+    char date[32];
+    today(date, sizeof(date));
+    char **pred = xcalloc((size_t)n, sizeof(char *));
+    double *score = xcalloc((size_t)n_labels, sizeof(double));
+    Text user = {0}, answer = {0}, norm = {0}, norm_label = {0};
+    double t0 = now_seconds();
+    int reused = 0, processed = 0;
+    for (int i = 0; i < n; i++) {
+        fill_template(&user, co->template_, texts[i]);
+        int n_prompt;
+        int *ids = encode_single_turn(m, co->system, user.data, date, &n_prompt);
+        if (!ids) fatal("%s: row %d is not valid UTF-8", path, i + 1);
+        int longest = 0;
+        for (int l = 0; l < n_labels; l++) longest = label_len[l] > longest ? label_len[l] : longest;
+        int need = n_prompt + (co->free_answer ? (co->max_new_tokens > 0 ? co->max_new_tokens : 1) : longest);
+        if (need > ss->state.seq_len)
+            fatal("%s: row %d needs %d tokens, more than the context (%d; see -c)", path, i + 1, need, ss->state.seq_len);
+        reused += session_reuse_prefix(ss, ids, n_prompt);
+        processed += n_prompt;
+        pred[i] = "invalid";
+        if (co->free_answer) {
+            answer.len = 0;
+            text_append(&answer, "", 0);
+            session_generate(ss, ids + ss->pos, n_prompt - ss->pos, NULL, &answer);
+            normalise_label(&norm, answer.data, answer.len);
+            for (int l = 0; l < n_labels; l++) {
+                normalise_label(&norm_label, labels[l], strlen(labels[l]));
+                if (!strcmp(norm.data, norm_label.data)) pred[i] = labels[l];
+            }
+            fprintf(rows_out, "%s\t%s\t", pred[i], gold[i]);
+            write_escaped(rows_out, answer.data, answer.len);
+        } else {
+            for (int k = ss->pos; k < n_prompt; k += BATCH)
+                session_forward(ss, ids + k, n_prompt - k < BATCH ? n_prompt - k : BATCH, 0);
+            int best = 0;
+            for (int l = 0; l < n_labels; l++) {
+                score[l] = score_continuation(ss, ids, n_prompt, label_ids[l], label_len[l]);
+                if (score[l] > score[best]) best = l;
+            }
+            pred[i] = labels[best];
+            double total = 0.0;
+            for (int l = 0; l < n_labels; l++) total += exp(score[l] - score[best]);
+            fprintf(rows_out, "%s\t%s", pred[i], gold[i]);
+            for (int l = 0; l < n_labels; l++)
+                fprintf(rows_out, "\t%s=%.4f", labels[l], exp(score[l] - score[best]) / total);
+            ss->pos = n_prompt;  // the cache now ends with the last label: keep the prompt
+        }
+        fputc('\n', rows_out);
+        fflush(rows_out);
+        free(ids);
+    }
+    fprintf(stderr, "[%d rows in %.1f s; %d of %d prompt tokens reused from the cache]\n", n,
+            now_seconds() - t0, reused, processed);
+    printf("\n");
+    classification_report(stdout, gold, pred, n);
+    text_free(&user); text_free(&answer); text_free(&norm); text_free(&norm_label);
+    for (int l = 0; l < n_labels; l++) free(label_ids[l]);
+    free(label_ids); free(label_len); free(labels); free(label_buf); free(score);
+    free(pred); free(texts); free(gold); free(data);
+}
+
+// Writes s as a JSON string; bytes that are not valid UTF-8 become U+FFFD.
+static void write_json_string(FILE *f, const char *s, size_t n) {
+    fputc('"', f);
+    for (size_t i = 0; i < n;) {
+        unsigned char c = (unsigned char)s[i];
+        int len = utf8_lead_length(c);
+        if (len > 1 && (i + (size_t)len > n || !utf8_continuation_ok((const unsigned char *)s + i, len))) len = 0;
+        if (len == 0) { fputs(REPLACEMENT, f); i++; continue; }
+        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
+        else if (c == '\n') fputs("\\n", f);
+        else if (c == '\t') fputs("\\t", f);
+        else if (c == '\r') fputs("\\r", f);
+        else if (c < 0x20) fprintf(f, "\\u%04x", c);
+        else fwrite(s + i, 1, (size_t)len, f);
+        i += (size_t)len;
+    }
+    fputc('"', f);
+}
+
+// One line of a batch file: a plain prompt, or a flat JSON object.
+typedef struct {
+    Text prompt, system;
+    int has_system;
+    SamplerConfig sampler;
+    int max_new_tokens;
+} BatchItem;
+
+// Reads a JSON string at p (at its opening quote) into out; returns the position after
+// it, or NULL if it is malformed. \uXXXX escapes (and surrogate pairs) become UTF-8.
+static const char *json_string(const char *p, Text *out) {
+    out->len = 0;
+    text_append(out, "", 0);
+    if (*p++ != '"') return NULL;
+    while (*p && *p != '"') {
+        if (*p != '\\') { text_append(out, p++, 1); continue; }
+        p++;
+        const char *simple = strchr("\"\\/bfnrt", *p);
+        if (*p && simple) {
+            text_append(out, &"\"\\/\b\f\n\r\t"[simple - "\"\\/bfnrt"], 1);
+            p++;
+            continue;
+        }
+        if (*p != 'u') return NULL;
+        unsigned cp, lo;
+        if (sscanf(p + 1, "%4x", &cp) != 1) return NULL;
+        p += 5;
+        if (cp >= 0xD800 && cp < 0xDC00 && p[0] == '\\' && p[1] == 'u' && sscanf(p + 2, "%4x", &lo) == 1 &&
+            lo >= 0xDC00 && lo < 0xE000) {
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+            p += 6;
+        }
+        if (cp >= 0xD800 && cp < 0xE000) return NULL;  // a lone surrogate
+        char u[4];
+        int n = cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
+        if (n == 1) u[0] = (char)cp;
+        else {
+            for (int i = n - 1; i > 0; i--, cp >>= 6) u[i] = (char)(0x80 | (cp & 0x3F));
+            u[0] = (char)((0xF00 >> n) | cp);
+        }
+        text_append(out, u, (size_t)n);
+    }
+    return *p == '"' ? p + 1 : NULL;
+}
+
+// Parses a batch line into item (whose sampler and limits hold the defaults).
+// Returns NULL, or a message saying what is wrong.
+static const char *parse_batch_line(const char *line, BatchItem *item) {
+    if (line[0] != '{') {
+        item->prompt.len = 0;
+        text_puts(&item->prompt, line);
+        return NULL;
+    }
+    const char *p = line + 1;
+    Text key = {0};
+    const char *err = NULL;
+    int has_prompt = 0;
+    while (!err) {
+        while (isspace((unsigned char)*p)) p++;
+        if (*p == '}') break;
+        if (!(p = json_string(p, &key))) { err = "malformed JSON key"; break; }
+        while (isspace((unsigned char)*p)) p++;
+        if (*p++ != ':') { err = "expected ':' in JSON"; break; }
+        while (isspace((unsigned char)*p)) p++;
+        if (!strcmp(key.data, "prompt") || !strcmp(key.data, "system")) {
+            int is_prompt = !strcmp(key.data, "prompt");
+            if (!(p = json_string(p, is_prompt ? &item->prompt : &item->system))) { err = "malformed JSON string"; break; }
+            has_prompt |= is_prompt;
+            item->has_system |= !is_prompt;
+        } else {
+            char *end;
+            double v = strtod(p, &end);
+            if (end == p) { err = "expected a number"; break; }
+            p = end;
+            if (!strcmp(key.data, "temperature") && v >= 0) item->sampler.temperature = (float)v;
+            else if (!strcmp(key.data, "top_p") && v >= 0 && v <= 1) item->sampler.top_p = (float)v;
+            else if (!strcmp(key.data, "top_k") && v >= 0 && v <= MAX_VOCAB) item->sampler.top_k = (int)v;
+            else if (!strcmp(key.data, "seed") && v >= 0) item->sampler.rng = (uint64_t)v;
+            else if (!strcmp(key.data, "max_new_tokens") && v >= -1 && v <= MAX_SEQ) item->max_new_tokens = (int)v;
+            else { err = "unknown key or value out of range (prompt, system, temperature, top_k, top_p, seed, max_new_tokens)"; break; }
+        }
+        while (isspace((unsigned char)*p)) p++;
+        if (*p == ',') p++;
+        else if (*p != '}') err = "expected ',' or '}' in JSON";
+    }
+    text_free(&key);
+    if (!err && !has_prompt) err = "no \"prompt\"";
+    return err;
+}
+
+// --batch FILE: every line is a fresh one-turn conversation (chat mode) or a prompt to
+// continue (generate mode); one JSON object per line on stdout with the answer and its
+// statistics. A system prompt shared by the lines is computed once (the cache is reused).
+static void batch(Session *ss, const char *path, int chat_mode, const char *system, SamplerConfig defaults) {
+    const Model *m = ss->model;
+    FILE *f = strcmp(path, "-") ? fopen(path, "r") : stdin;
+    if (!f) fatal("cannot open %s: %s", path, strerror(errno));
+    char date[32];
+    today(date, sizeof(date));
+    int default_max = ss->max_new_tokens;
+    Text line = {0}, answer = {0};
+    BatchItem item = {0};
+    for (int line_no = 1; read_line(&line, f); line_no++) {
+        if (line.len == 0) continue;
+        item.has_system = 0;
+        item.sampler = defaults;
+        item.max_new_tokens = default_max;
+        const char *err = parse_batch_line(line.data, &item);
+        int n = 0, *ids = NULL;
+        if (!err) {
+            const char *sys = item.has_system ? item.system.data : system;
+            ids = chat_mode ? encode_single_turn(m, sys, item.prompt.data, date, &n)
+                            : encode(m, item.prompt.data, m->gen.add_bos, &n);
+            if (!ids) err = "not valid UTF-8";
+            else if (n == 0) err = "empty prompt";
+            else if (n > ss->state.seq_len) err = "the prompt is longer than the context (see -c)";
+        }
+        printf("{\"line\": %d, ", line_no);
+        if (err) {
+            fputs("\"error\": ", stdout);
+            write_json_string(stdout, err, strlen(err));
+            puts("}");
+            free(ids);
+            continue;
+        }
+        ss->sampler.cfg = item.sampler;
+        if (ss->sampler.cfg.rng == 0) ss->sampler.cfg.rng = 0x9E3779B97F4A7C15ull;
+        ss->max_new_tokens = item.max_new_tokens;
+        int reused = session_reuse_prefix(ss, ids, n);
+        answer.len = 0;
+        text_append(&answer, "", 0);
+        session_generate(ss, ids + reused, n - reused, NULL, &answer);
+        const Stats *st = &ss->stats;
+        fputs("\"prompt\": ", stdout);
+        write_json_string(stdout, item.prompt.data, item.prompt.len);
+        fputs(", \"answer\": ", stdout);
+        write_json_string(stdout, answer.data, answer.len);
+        printf(", \"prompt_tokens\": %d, \"reused_tokens\": %d, \"new_tokens\": %d, \"prefill_tok_s\": %.2f, "
+               "\"gen_tok_s\": %.2f, \"ttft_ms\": %.2f}\n", n, reused, st->new_tokens,
+               st->prefill_s > 0 ? st->prompt_tokens / st->prefill_s : 0.0,
+               st->gen_s > 0 ? st->new_tokens / st->gen_s : 0.0, st->ttft_s * 1e3);
+        flush_or_exit(stdout);
+        free(ids);
+    }
+    if (f != stdin) fclose(f);
+    text_free(&line); text_free(&answer);
+    text_free(&item.prompt); text_free(&item.system);
+}
+
+// ----------------------------------------------------------------------------
 // 6. The command line
 
 #include <sys/resource.h>
@@ -1317,11 +1781,25 @@ static void usage(FILE *f) {
           "      --dump-logits FILE    write the float32 logits of every processed position\n"
           "      --stats text|json|off statistics after each answer on stderr (default text)\n"
           "      --verify              check the weights' checksum, then exit\n"
+          "  Evaluation:\n"
+          "  -m classify -i FILE.tsv   classify each row (header, then text<TAB>label) and\n"
+          "                            print a classification report\n"
+          "      --labels A,B,C        the classes (default: the labels in the file)\n"
+          "      --template TEXT       the user message; {text} is the row's text (default {text})\n"
+          "      --free                generate the answer (greedy, -n tokens) and match it to a\n"
+          "                            label, instead of scoring the labels\n"
+          "      --output FILE         the per-row lines go to FILE instead of stdout\n"
+          "  -m perplexity -i FILE     score a text: per-token log-probabilities, mean NLL,\n"
+          "                            perplexity\n"
+          "      --batch FILE          one prompt per line (or JSON: prompt, system, temperature,\n"
+          "                            top_k, top_p, seed, max_new_tokens); JSON Lines out\n"
           "  -h, --help                this help\n", f);
 }
 
 typedef struct {
     const char *model_path, *mode, *prompt, *system, *dump_logits;
+    const char *labels, *template_, *output, *batch;
+    int free_answer;
     float temperature, top_p;
     int top_k, max_new_tokens, context, ignore_eos, verify;
     int has_temperature, has_top_p, has_top_k;
@@ -1361,6 +1839,7 @@ static Options parse_args(int argc, char **argv) {
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); exit(0); }
         if (!strcmp(a, "--ignore-eos")) { o.ignore_eos = 1; continue; }
         if (!strcmp(a, "--verify")) { o.verify = 1; continue; }
+        if (!strcmp(a, "--free")) { o.free_answer = 1; continue; }
         if (a[0] != '-') {
             if (o.model_path) fatal("unexpected argument '%s' (see --help)", a);
             o.model_path = a;
@@ -1379,6 +1858,10 @@ static Options parse_args(int argc, char **argv) {
         else if (is_option(a, "-c", "--context")) o.context = (int)parse_int(v, a, 1, MAX_SEQ);
         else if (is_option(a, "", "--dump-logits")) o.dump_logits = v;
         else if (is_option(a, "", "--stats")) o.stats = v;
+        else if (is_option(a, "", "--labels")) o.labels = v;
+        else if (is_option(a, "", "--template")) o.template_ = v;
+        else if (is_option(a, "", "--output")) o.output = v;
+        else if (is_option(a, "", "--batch")) o.batch = v;
         else fatal("unknown option %s (see --help)", a);
     }
     if (!o.model_path) { usage(stderr); exit(1); }
@@ -1415,7 +1898,7 @@ int main(int argc, char **argv) {
         model_close(&model);
         return 0;
     }
-    if (strcmp(mode, "generate") && strcmp(mode, "chat") && strcmp(mode, "perplexity"))
+    if (strcmp(mode, "generate") && strcmp(mode, "chat") && strcmp(mode, "perplexity") && strcmp(mode, "classify"))
         fatal("unknown mode '%s' (see --help)", mode);
     if (!strcmp(mode, "chat") && model.gen.chat_template == CHAT_NONE)
         fatal("%s has no chat template: use -m generate", o.model_path);
@@ -1436,7 +1919,19 @@ int main(int argc, char **argv) {
         fatal("cannot write %s: %s", o.dump_logits, strerror(errno));
     int stats = !strcmp(o.stats, "json") ? STATS_JSON : !strcmp(o.stats, "off") ? STATS_OFF : STATS_TEXT;
 
-    if (!strcmp(mode, "chat")) {
+    if (o.batch) {
+        if (strcmp(mode, "chat") && strcmp(mode, "generate")) fatal("--batch works with -m chat or -m generate");
+        batch(&ss, o.batch, !strcmp(mode, "chat"), o.system, sc);
+    } else if (!strcmp(mode, "classify")) {
+        if (!o.prompt) fatal("-m classify needs -i FILE.tsv (a header line, then text<TAB>label lines)");
+        ClassifyOptions co = {o.system, o.template_ ? o.template_ : "{text}", o.labels, o.free_answer,
+                              o.max_new_tokens};
+        ss.sampler.cfg.temperature = 0.0f;  // free answers are greedy, as the notebook's
+        FILE *rows = o.output ? fopen(o.output, "w") : stdout;
+        if (!rows) fatal("cannot write %s: %s", o.output, strerror(errno));
+        classify(&ss, o.prompt, &co, rows);
+        if (rows != stdout && fclose(rows) != 0) fatal("cannot write %s", o.output);
+    } else if (!strcmp(mode, "chat")) {
         chat(&ss, o.system, o.prompt, stats);
     } else if (!strcmp(mode, "perplexity")) {
         if (!o.prompt) fatal("-m perplexity needs -i FILE, the text to score");
@@ -1455,7 +1950,7 @@ int main(int argc, char **argv) {
         if (!ids) fatal("the prompt is not valid UTF-8");
         if (n == 0) fatal("the prompt is empty and the model has no BOS token to start from");
         if (n > seq_len) fatal("the prompt is %d tokens, longer than the context (%d; see -c)", n, seq_len);
-        session_generate(&ss, ids, n, stdout);
+        session_generate(&ss, ids, n, stdout, NULL);
         fputc('\n', stdout);
         print_stats(&ss.stats, stats);
         free(ids);

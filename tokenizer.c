@@ -381,7 +381,7 @@ static char *nfc_normalize(const char *s, size_t n, size_t *out_len) {
 
 // The class of the character at p (< end) and, in *len, its length in bytes.
 static int class_at(const char *s, size_t p, size_t end, size_t *len) {
-    uint32_t cp;
+    uint32_t cp = 0;  // (always set: the text was validated as UTF-8 before splitting)
     *len = (size_t)utf8_decode_char(s + p, end - p, &cp);
     return char_class(cp);
 }
