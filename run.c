@@ -509,51 +509,38 @@ static void dot4(float out[4], const float *w, const float *x, int n) {
 // The same for an int8 row w and int8 activations x, both quantized in groups of g
 // values with one scale each:
 //   w . x = sum over groups of (integer dot product of the group) * w_scale * x_scale
-// The integer products are summed exactly in QLANES int32 lanes per group; each lane
-// is then scaled into a float lane, and the float lanes are added up at the end.
-// (Groups smaller than QLANES, which only tiny models need, take plain loops.)
-#define QLANES 16
-
+// Integer sums are exact, so the compiler may vectorise them in any order.
 static float dot_q8(const int8_t *w, const float *w_scale, const int8_t *x, const float *x_scale, int n, int g) {
-    if (g % QLANES) {
-        float sum = 0.0f;
-        for (int start = 0; start < n; start += g) {
-            int32_t isum = 0;
-            for (int j = start; j < start + g; j++) isum += (int32_t)w[j] * (int32_t)x[j];
-            sum += (float)isum * w_scale[start / g] * x_scale[start / g];
-        }
-        return sum;
-    }
-    float lane[LANES] = {0};
+    float sum = 0.0f;
     for (int start = 0; start < n; start += g) {
-        int32_t ilane[QLANES] = {0};
-        for (int j = start; j < start + g; j += QLANES)
-            for (int k = 0; k < QLANES; k++) ilane[k] += (int32_t)w[j + k] * (int32_t)x[j + k];
-        float scale = w_scale[start / g] * x_scale[start / g];
-        for (int k = 0; k < QLANES; k++) lane[k] += (float)ilane[k] * scale;
+        int32_t isum = 0;
+        for (int j = start; j < start + g; j++) isum += (int32_t)w[j] * (int32_t)x[j];
+        sum += (float)isum * w_scale[start / g] * x_scale[start / g];
     }
-    return sum_lanes(lane);
+    return sum;
 }
 
-// dot_q8 of one row with four token rows at once (see dot4), with identical results;
-// g is a multiple of QLANES.
+// dot_q8 of one row with four token rows at once (see dot4), with identical results.
 static void dot4_q8(float out[4], const int8_t *w, const float *w_scale, const int8_t *x, const float *x_scale,
                     int n, int g) {
-    float lane[4][LANES] = {{0}};
-    int groups = n / g;
+    const int8_t *x0 = x, *x1 = x + n, *x2 = x + 2 * (size_t)n, *x3 = x + 3 * (size_t)n;
+    const float *s0 = x_scale, *s1 = s0 + n / g, *s2 = s1 + n / g, *s3 = s2 + n / g;
+    out[0] = out[1] = out[2] = out[3] = 0.0f;
     for (int start = 0; start < n; start += g) {
-        int32_t ilane[4][QLANES] = {{0}};
-        for (int j = start; j < start + g; j += QLANES)
-            for (int k = 0; k < QLANES; k++) {
-                int32_t wk = w[j + k];
-                for (int u = 0; u < 4; u++) ilane[u][k] += wk * (int32_t)x[(size_t)u * n + j + k];
-            }
-        for (int u = 0; u < 4; u++) {
-            float scale = w_scale[start / g] * x_scale[(size_t)u * groups + start / g];
-            for (int k = 0; k < QLANES; k++) lane[u][k] += (float)ilane[u][k] * scale;
+        int32_t i0 = 0, i1 = 0, i2 = 0, i3 = 0;
+        for (int j = start; j < start + g; j++) {
+            int32_t wj = w[j];
+            i0 += wj * x0[j];
+            i1 += wj * x1[j];
+            i2 += wj * x2[j];
+            i3 += wj * x3[j];
         }
+        float ws = w_scale[start / g];
+        out[0] += (float)i0 * ws * s0[start / g];
+        out[1] += (float)i1 * ws * s1[start / g];
+        out[2] += (float)i2 * ws * s2[start / g];
+        out[3] += (float)i3 * ws * s3[start / g];
     }
-    for (int u = 0; u < 4; u++) out[u] = sum_lanes(lane[u]);
 }
 
 // out = x W^T for a block of n tokens: x (n, cols), W (rows, cols), out (n, rows).
@@ -577,7 +564,7 @@ static void matmul(float *out, const float *x, const int8_t *xq, const float *xs
         } else {
             const int8_t *row = W->q + (size_t)i * cols;
             const float *scale = W->s + (size_t)i * (cols / g);
-            for (; t + 4 <= n && g % QLANES == 0; t += 4) {
+            for (; t + 4 <= n; t += 4) {
                 dot4_q8(o, row, scale, xq + (size_t)t * cols, xs + (size_t)t * (cols / g), cols, g);
                 for (int u = 0; u < 4; u++) out[(size_t)(t + u) * rows + i] = o[u];
             }

@@ -137,6 +137,7 @@ echo "== q8_0 against f32 (teacher-forced on the reference texts)"
 for m in $HF_MODELS; do
     ./export -q --dtype q8_0 "$FIX/hf/$m" "$BUILD/$m-q8_0.bin" 2>/dev/null || { fail "export $m q8_0"; continue; }
     count python3 tests/quant_accuracy.py ./run "$BUILD/$m.bin" "$BUILD/$m-q8_0.bin" "$FIX/hf/$m" "$BUILD" 0.95 2e-3
+    count "$BUILD/test_model" "$BUILD/$m-q8_0.bin" "$FIX/hf/$m" consistency
 done
 if [ -d "$S260" ]; then
     ./export -q --dtype q8_0 --tokenizer "$S260/tok512.bin" "$S260/stories260K.bin" "$BUILD/stories260K-q8_0.bin"

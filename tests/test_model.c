@@ -1,12 +1,14 @@
 // Golden test of the forward pass against Hugging Face transformers.
 //
-//   test_model MODEL.bin FIXTURE_DIR [TOLERANCE]
+//   test_model MODEL.bin FIXTURE_DIR [TOLERANCE | consistency]
 //
 // FIXTURE_DIR holds reference.txt and caseN.logits.f32 from shared/fixtures (made by
 // transformers in float64 without a KV cache). For every case the prompt and then the
 // reference's greedy tokens are fed one at a time through our KV-cached forward pass;
 // at every step our argmax must equal the reference's greedy id, and at every listed
 // position our logits must be within TOLERANCE (default 1e-4) of the reference's.
+// Either way the prompt must give the same logits in prefill blocks as token by token;
+// `consistency` checks only that (for q8_0 files, which are not meant to match exactly).
 #define TESTING
 #include "../run.c"
 
@@ -44,7 +46,8 @@ static int read_case(FILE *f, Case *c) {
 
 int main(int argc, char **argv) {
     if (argc < 3) { fprintf(stderr, "usage: test_model MODEL.bin FIXTURE_DIR [TOLERANCE]\n"); return 2; }
-    float tol = argc > 3 ? (float)atof(argv[3]) : 1e-4f;
+    int consistency_only = argc > 3 && !strcmp(argv[3], "consistency");
+    float tol = argc > 3 && !consistency_only ? (float)atof(argv[3]) : 1e-4f;
     char path[1024];
     snprintf(path, sizeof(path), "%s/reference.txt", argv[2]);
     FILE *ref = fopen(path, "r");
@@ -96,12 +99,12 @@ int main(int argc, char **argv) {
             if (!(d <= batch_diff)) batch_diff = d;
         }
         int ok = first_bad_step < 0 && max_diff[0] <= tol;
-        printf("%s %s/%s: %d prompt + %d greedy ids%s, %dx%d logits max |diff| %.2e (tolerance %.0e)\n",
+        if (!consistency_only) printf("%s %s/%s: %d prompt + %d greedy ids%s, %dx%d logits max |diff| %.2e (tolerance %.0e)\n",
                ok ? "ok" : "FAIL", argv[2], c.name, n_prompt, c.greedy.n,
                first_bad_step < 0 ? " identical" : " DIFFER", c.rows, V, max_diff[0], tol);
-        if (first_bad_step >= 0) printf("    first greedy mismatch at step %d\n", first_bad_step);
-        failed += !ok;
-        ok = max_diff[1] <= tol && batch_diff <= 1e-5f;
+        if (first_bad_step >= 0 && !consistency_only) printf("    first greedy mismatch at step %d\n", first_bad_step);
+        failed += !ok && !consistency_only;
+        ok = (max_diff[1] <= tol || consistency_only) && batch_diff <= 1e-5f;
         printf("%s %s/%s: batched prefill (blocks of %d) max |diff| %.2e to the reference, %.2e to token by token\n",
                ok ? "ok" : "FAIL", argv[2], c.name, BATCH, max_diff[1], batch_diff);
         failed += !ok;
