@@ -428,6 +428,20 @@ if cmp -s "$TMP/tmpl.bin" "$TMP/tiny-smollm2.bin"; then pass "named 'default' te
 else fail "named 'default' template == plain template"; fi
 fi
 
+echo "== sampling defaults from generation_config.json"
+copy tiny-qwen2 sampling
+damage "$TMP/sampling" 'g = load("generation_config.json"); g.update(do_sample=True, temperature=0.7, top_p=0.8, top_k=20); save("generation_config.json", g)'
+export_ok "export with do_sample, temperature, top_p, top_k" "$TMP/sampling.bin" "$TMP/sampling"
+export_ok "export without do_sample" "$TMP/greedy.bin" "$FIX/tiny-qwen2"
+if python3 - "$TMP/sampling.bin" "$TMP/greedy.bin" <<'EOF'
+import struct, sys
+t, p, k = struct.unpack_from("<ffI", open(sys.argv[1], "rb").read(256), 232)
+greedy = struct.unpack_from("<ffI", open(sys.argv[2], "rb").read(256), 232)
+sys.exit(0 if abs(t - 0.7) < 1e-6 and abs(p - 0.8) < 1e-6 and k == 20 and greedy == (0.0, 0.0, 0) else 1)
+EOF
+then pass "do_sample: temperature/top_p/top_k stored; no do_sample: greedy"
+else fail "sampling defaults from generation_config.json"; fi
+
 if [ -d "$DATA/chat_templates" ] && [ -d "$FIX/tiny-qwen2" ]; then
     echo "== real chat templates"
     copy tiny-qwen2 qwen25
