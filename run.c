@@ -23,10 +23,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -45,7 +43,7 @@ static char fatal_message[512];
 #endif
 
 // Bad input ends the program with one clear line and exit code 1, never a crash.
-static void fatal(const char *fmt, ...) {
+static _Noreturn void fatal(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
 #ifdef FUZZING
@@ -67,6 +65,79 @@ static void *xcalloc(size_t n, size_t size) {
     if (!p) fatal("out of memory (%zu x %zu bytes)", n, size);
     return p;
 }
+
+// ----------------------------------------------------------------------------
+// The operating system: POSIX (Linux, macOS, the BSDs) or Windows (mingw-w64).
+// Everything else is standard C11; these few functions are all that differ.
+
+#ifdef _WIN32
+#define WIN32_LEAN_AND_MEAN
+#include <windows.h>
+#include <io.h>
+#include <psapi.h>
+
+// The whole file open as fd, mapped read-only; NULL if that fails.
+static void *map_file(int fd, size_t size) {
+    HANDLE mapping = CreateFileMappingA((HANDLE)_get_osfhandle(fd), NULL, PAGE_READONLY, 0, 0, NULL);
+    void *p = mapping ? MapViewOfFile(mapping, FILE_MAP_READ, 0, 0, size) : NULL;
+    if (mapping) CloseHandle(mapping);  // the view keeps the mapping alive
+    if (!p) errno = ENOMEM;
+    return p;
+}
+
+static void unmap_file(void *p, size_t size) {
+    (void)size;
+    UnmapViewOfFile(p);
+}
+
+// Seconds since some fixed moment (for timing).
+static double now_seconds(void) {
+    LARGE_INTEGER count, frequency;
+    QueryPerformanceCounter(&count);
+    QueryPerformanceFrequency(&frequency);
+    return (double)count.QuadPart / (double)frequency.QuadPart;
+}
+
+static double peak_rss_mb(void) {
+    PROCESS_MEMORY_COUNTERS pmc = {0};
+    GetProcessMemoryInfo(GetCurrentProcess(), &pmc, sizeof(pmc));
+    return (double)pmc.PeakWorkingSetSize / (1024.0 * 1024.0);
+}
+
+// stdout carries the model's bytes as they are: no "\n" -> "\r\n" translation.
+static void binary_stdout(void) { _setmode(_fileno(stdout), _O_BINARY); }
+#else
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+static void *map_file(int fd, size_t size) {
+    // MAP_POPULATE (Linux) maps every page now, while loading, instead of taking a
+    // page fault at the first touch of each 4 KB during the first token.
+    int flags = MAP_PRIVATE;
+#ifdef MAP_POPULATE
+    flags |= MAP_POPULATE;
+#endif
+    void *p = mmap(NULL, size, PROT_READ, flags, fd, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+static void unmap_file(void *p, size_t size) { munmap(p, size); }
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static double peak_rss_mb(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_maxrss / 1024.0;  // Linux reports kilobytes
+}
+
+static void binary_stdout(void) {}
+#endif
 
 // ----------------------------------------------------------------------------
 // 1. The model file (FORMAT.md): a 256-byte header, the tokenizer tables, the weights
@@ -148,7 +219,8 @@ typedef struct {
 
 typedef struct {
     const char *path;
-    uint8_t *data;      // the whole file, memory-mapped read-only
+    uint8_t *data;      // the whole file: the map, or a big-endian host's copy of it
+    uint8_t *map;       // the whole file, memory-mapped read-only
     size_t size;
     Config config;
     GenConfig gen;
@@ -167,6 +239,43 @@ static float read_f32(const uint8_t *p) {
     memcpy(&f, &u, 4);
     return f;
 }
+
+// ---- big-endian hosts ----
+// The file is little-endian, and a little-endian host uses the tokenizer tables and the
+// weights in place, in the memory map. A big-endian host (s390x, PowerPC) works on a
+// copy of the file instead (model_open), in which host_order() reverses the bytes of
+// every 4-byte number of the token table, the merge table and the f32 tensors (weights,
+// norms, biases, q8_0 scales); strings and int8 values are bytes and stay as they are.
+// The header is read with read_u32 and friends, which work on any host.
+static int big_endian_host(void) {
+    const uint32_t one = 1;
+    uint8_t first;
+    memcpy(&first, &one, 1);
+    return first == 0;
+}
+
+static void host_order(const Model *m, uint64_t offset, uint64_t words) {
+    if (m->data == m->map) return;  // a little-endian host
+    for (uint8_t *p = m->data + offset, *end = p + 4 * words; p < end; p += 4) {
+        uint8_t b0 = p[0], b1 = p[1];
+        p[0] = p[3], p[1] = p[2], p[2] = b1, p[3] = b0;
+    }
+}
+
+// Writes n floats little-endian, like every file of this program (--dump-logits).
+static void write_f32_le(const float *x, size_t n, FILE *f) {
+    if (!big_endian_host()) {
+        fwrite(x, sizeof(float), n, f);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &x[i], 4);
+        const uint8_t b[4] = {(uint8_t)u, (uint8_t)(u >> 8), (uint8_t)(u >> 16), (uint8_t)(u >> 24)};
+        fwrite(b, 1, 4, f);
+    }
+}
+// ---- (end of big-endian hosts) ----
 
 // CRC-32 as zlib computes it (reflected polynomial 0xEDB88320), so export can use zlib.crc32.
 static uint32_t crc32_update(uint32_t crc, const uint8_t *p, size_t n) {
@@ -289,8 +398,15 @@ static const void *next_tensor(TensorReader *r, uint64_t bytes, const char *name
     return p;
 }
 
+// n f32 values, in host byte order (see "big-endian hosts").
+static const float *next_floats(TensorReader *r, uint64_t n, const char *name) {
+    const float *p = next_tensor(r, n * sizeof(float), name);
+    host_order(r->m, r->offset - n * sizeof(float), n);
+    return p;
+}
+
 static const float *next_vector(TensorReader *r, int n, const char *name) {
-    return next_tensor(r, (uint64_t)n * sizeof(float), name);
+    return next_floats(r, (uint64_t)n, name);
 }
 
 static Matrix next_matrix(TensorReader *r, int rows, int cols, const char *name) {
@@ -298,10 +414,10 @@ static Matrix next_matrix(TensorReader *r, int rows, int cols, const char *name)
     Matrix mat = {.rows = rows, .cols = cols, .group_size = c->group_size};
     uint64_t n = (uint64_t)rows * (uint64_t)cols;
     if (c->weight_type == WEIGHT_F32) {
-        mat.w = next_tensor(r, n * sizeof(float), name);
+        mat.w = next_floats(r, n, name);
     } else {
         mat.q = next_tensor(r, n, name);
-        mat.s = next_tensor(r, n / (uint64_t)c->group_size * sizeof(float), name);
+        mat.s = next_floats(r, n / (uint64_t)c->group_size, name);
     }
     return mat;
 }
@@ -351,6 +467,8 @@ static void read_tokenizer(Model *m, uint64_t tokens_off, uint64_t merges_off,
     check_range(m, tokens_off, (uint64_t)spec.vocab_size * sizeof(TokenRecord), "token table");
     check_range(m, merges_off, (uint64_t)spec.n_merges * 12, "merge table");
     if (tokens_off % 4 || merges_off % 4) fatal("%s: tokenizer tables are not 4-byte aligned", m->path);
+    host_order(m, tokens_off, (uint64_t)spec.vocab_size * sizeof(TokenRecord) / 4);  // 4-byte fields
+    host_order(m, merges_off, (uint64_t)spec.n_merges * 3);
     spec.tokens = (const TokenRecord *)(m->data + tokens_off);
     spec.merges = (const uint32_t *)(m->data + merges_off);
     spec.strings = strings;
@@ -366,19 +484,24 @@ static void model_open(Model *m, const char *path) {
     if (fd < 0) fatal("cannot open model file %s: %s", path, strerror(errno));
     struct stat st;
     int stat_error = fstat(fd, &st) != 0 ? errno : 0;
-    if (stat_error || st.st_size < HEADER_BYTES) close(fd);  // (fatal may return to a caller: tests/fuzz)
+    int too_large = !stat_error && (uint64_t)st.st_size > SIZE_MAX;  // 4 GB or more on a 32-bit host
+    if (stat_error || st.st_size < HEADER_BYTES || too_large) close(fd);  // (fatal may return to a caller: tests/fuzz)
     if (stat_error) fatal("cannot stat %s: %s", path, strerror(stat_error));
     if (st.st_size < HEADER_BYTES) fatal("%s: too small to be a model file (%lld bytes)", path, (long long)st.st_size);
+    if (too_large) fatal("%s: the file is too large for a 32-bit host (%lld bytes)", path, (long long)st.st_size);
     m->size = (size_t)st.st_size;
-    // MAP_POPULATE (Linux) maps every page now, while loading, instead of taking a
-    // page fault at the first touch of each 4 KB during the first token.
-    int flags = MAP_PRIVATE;
-#ifdef MAP_POPULATE
-    flags |= MAP_POPULATE;
-#endif
-    m->data = mmap(NULL, m->size, PROT_READ, flags, fd, 0);
+    void *map = map_file(fd, m->size);
+    int map_error = errno;
     close(fd);
-    if (m->data == MAP_FAILED) fatal("cannot map %s: %s", path, strerror(errno));
+    if (!map)
+        fatal("cannot map %s (%zu bytes): %s%s", path, m->size, strerror(map_error),
+              sizeof(size_t) < 8 && m->size > (size_t)1 << 31 ? ": the file is too large for a 32-bit host" : "");
+    m->data = m->map = map;
+    if (big_endian_host()) {  // see "big-endian hosts"
+        m->data = malloc(m->size);
+        if (!m->data) fatal("out of memory (%zu bytes for %s in host byte order)", m->size, path);
+        memcpy(m->data, m->map, m->size);
+    }
 
     if (memcmp(m->data, FILE_MAGIC, 4) != 0) fatal("%s: not a run.c model file (bad magic); convert it with ./export", path);
     uint32_t version = read_u32(m->data + 4);
@@ -399,7 +522,7 @@ static void model_open(Model *m, const char *path) {
     memcpy(head, m->data, HEADER_BYTES);
     memset(head + 224, 0, 8);
     uint32_t crc = crc32_update(0, head, HEADER_BYTES);
-    crc = crc32_update(crc, m->data + HEADER_BYTES, weights_off - HEADER_BYTES);
+    crc = crc32_update(crc, m->data + HEADER_BYTES, (size_t)weights_off - HEADER_BYTES);
     if (crc != read_u32(m->data + 224)) fatal("%s: header/tokenizer checksum mismatch: the file is corrupt", path);
 
     read_config(m);
@@ -411,14 +534,15 @@ static void model_open(Model *m, const char *path) {
 }
 
 static int model_verify_weights(const Model *m) {
-    uint64_t off = read_u64(m->data + 208);
-    return crc32_update(0, m->data + off, m->size - off) == read_u32(m->data + 228);
+    uint64_t off = read_u64(m->map + 208);
+    return crc32_update(0, m->map + off, m->size - (size_t)off) == read_u32(m->map + 228);
 }
 
 static void model_close(Model *m) {
     tokenizer_free(&m->tokenizer);
     free(m->weights.layers);
-    if (m->data) munmap(m->data, m->size);
+    if (m->data != m->map) free(m->data);  // a big-endian host's copy
+    if (m->map) unmap_file(m->map, m->size);
     memset(m, 0, sizeof(*m));
 }
 
@@ -561,7 +685,7 @@ static void matmul(float *out, const float *x, const int8_t *xq, const float *xs
                 for (int u = 0; u < 4; u++) out[(size_t)(t + u) * rows + i] = o[u];
             }
             for (; t < n; t++) out[(size_t)t * rows + i] = dot(row, x + (size_t)t * cols, cols);
-        } else {
+        } else if (W->q) {
             const int8_t *row = W->q + (size_t)i * cols;
             const float *scale = W->s + (size_t)i * (cols / g);
             for (; t + 4 <= n; t += 4) {
@@ -886,12 +1010,6 @@ static int sample(Sampler *sm, float *logits) {
 // ----------------------------------------------------------------------------
 // 5. Generation and chat
 
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 // A growable byte string (prompts, rendered chats, input lines).
 typedef struct {
     char *data;
@@ -957,7 +1075,7 @@ static void render_turn(Text *out, const GenConfig *f, const char *system, const
         text_puts(out, "<|im_start|>user\n");
         text_puts(out, user);
         text_puts(out, "<|im_end|>\n<|im_start|>assistant\n");
-    } else if (f->chat_template == CHAT_LLAMA3) {
+    } else {  // CHAT_LLAMA3 (callers never render CHAT_NONE)
         if (!first) text_puts(out, "<|eot_id|>");
         // The Llama 3.2 template always opens with a system turn that carries the
         // knowledge cutoff and today's date, then the system prompt, if any.
@@ -1013,7 +1131,7 @@ static int utf8_continuation_ok(const unsigned char *s, int have) {
 // A reader that went away (`run ... | head -c 10`) ends the program quietly: SIGPIPE
 // does it where signals exist, this where the write just fails.
 static void flush_or_exit(FILE *out) {
-    if (fflush(out) != 0 || ferror(out)) _exit(0);
+    if (fflush(out) != 0 || ferror(out)) _Exit(0);
 }
 
 static void utf8_write(Utf8Stream *u, FILE *out, const char *bytes, size_t n) {
@@ -1054,8 +1172,6 @@ typedef struct {
     double gen_s;       // time to run the generated tokens through the network
     double ttft_s;      // from the start of the prompt to the first new token
 } Stats;
-
-static double peak_rss_mb(void);
 
 enum { STATS_TEXT, STATS_JSON, STATS_OFF };
 
@@ -1115,7 +1231,7 @@ static float *session_forward(Session *ss, const int *tokens, int n, int all) {
     float *logits = forward(ss->model, &ss->state, tokens, n, ss->pos, all || dump);
     memcpy(ss->history + ss->pos, tokens, (size_t)n * sizeof(int));
     ss->pos += n;
-    if (dump) fwrite(logits, sizeof(float), (size_t)n * vocab, ss->dump_logits);
+    if (dump) write_f32_le(logits, (size_t)n * vocab, ss->dump_logits);
     return all || !dump ? logits : logits + (size_t)(n - 1) * vocab;
 }
 
@@ -1157,7 +1273,7 @@ static void on_interrupt(int sig) {
         signal(SIGINT, on_interrupt);  // some systems reset the handler on delivery
         return;
     }
-    _exit(130);  // exit() is not safe in a signal handler; 130 = killed by SIGINT
+    _Exit(130);  // exit() is not safe in a signal handler; 130 = killed by SIGINT
 }
 
 // Runs the prompt through the network, then samples up to max_new_tokens new tokens,
@@ -1396,6 +1512,42 @@ static char **distinct_labels(char **a, char **b, int n, int *n_out) {
 // (0 where a denominator is 0); accuracy; the unweighted mean over classes (macro
 // avg) and the mean weighted by support (weighted avg). Then the confusion matrix
 // (rows: gold, columns: predicted).
+// The sum of a[0..n) in the order numpy's add.reduce adds a contiguous float64 array
+// (pairwise, 8 accumulators), so that averages round exactly as sklearn's np.average.
+static double numpy_sum(const double *a, int n) {
+    if (n < 8) {
+        double s = 0.0;
+        for (int i = 0; i < n; i++) s += a[i];
+        return s;
+    }
+    if (n <= 128) {
+        double r[8];
+        int i;
+        for (int j = 0; j < 8; j++) r[j] = a[j];
+        for (i = 8; i < n - n % 8; i += 8)
+            for (int j = 0; j < 8; j++) r[j] += a[i + j];
+        double s = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+        for (; i < n; i++) s += a[i];
+        return s;
+    }
+    int half = n / 2;
+    half -= half % 8;
+    return numpy_sum(a, half) + numpy_sum(a + half, n - half);
+}
+
+// The number of characters of a UTF-8 string (Python's len(), which sklearn pads by).
+static int utf8_chars(const char *s) {
+    int n = 0;
+    for (; *s; s++) n += ((unsigned char)*s & 0xC0) != 0x80;
+    return n;
+}
+
+// s right-aligned in a field of width characters.
+static void put_right(FILE *f, const char *s, int width) {
+    for (int i = utf8_chars(s); i < width; i++) fputc(' ', f);
+    fputs(s, f);
+}
+
 static void classification_report(FILE *f, char **gold, char **pred, int n) {
     int k;
     char **classes = distinct_labels(gold, pred, n, &k);
@@ -1406,34 +1558,45 @@ static void classification_report(FILE *f, char **gold, char **pred, int n) {
         while (strcmp(classes[p], pred[i])) p++;
         confusion[g * k + p]++;
     }
+    int correct = 0;
+    for (int c = 0; c < k; c++) correct += confusion[c * k + c];
+    // sklearn's quirk: with no correct prediction at all its supports are floats ("16.0")
+    const char *support_fmt = correct ? " %9.0f\n" : " %9.1f\n";
     int width = 12;  // strlen("weighted avg")
     for (int c = 0; c < k; c++)
-        if ((int)strlen(classes[c]) > width) width = (int)strlen(classes[c]);
+        if (utf8_chars(classes[c]) > width) width = utf8_chars(classes[c]);
     fprintf(f, "%*s  %9s %9s %9s %9s\n\n", width, "", "precision", "recall", "f1-score", "support");
-    double macro[3] = {0, 0, 0}, weighted[3] = {0, 0, 0};
-    int correct = 0;
+    double *v = xcalloc(6 * (size_t)k, sizeof(double));  // precision, recall, f1; then * support
     for (int c = 0; c < k; c++) {
         int tp = confusion[c * k + c], support = 0, predicted = 0;
         for (int j = 0; j < k; j++) support += confusion[c * k + j], predicted += confusion[j * k + c];
         double precision = predicted ? (double)tp / predicted : 0.0;
         double recall = support ? (double)tp / support : 0.0;
         double f1 = precision + recall > 0 ? 2 * precision * recall / (precision + recall) : 0.0;
-        double v[3] = {precision, recall, f1};
-        for (int j = 0; j < 3; j++) macro[j] += v[j] / k, weighted[j] += v[j] * support / n;
-        correct += tp;
-        fprintf(f, "%*s  %9.2f %9.2f %9.2f %9d\n", width, classes[c], precision, recall, f1, support);
+        v[c] = precision, v[k + c] = recall, v[2 * k + c] = f1;
+        for (int j = 0; j < 3; j++) v[(3 + j) * k + c] = v[j * k + c] * support;
+        put_right(f, classes[c], width);
+        fprintf(f, "  %9.2f %9.2f %9.2f", precision, recall, f1);
+        fprintf(f, support_fmt, (double)support);
     }
-    fprintf(f, "\n%*s  %9s %9s %9.2f %9d\n", width, "accuracy", "", "", (double)correct / n, n);
-    fprintf(f, "%*s  %9.2f %9.2f %9.2f %9d\n", width, "macro avg", macro[0], macro[1], macro[2], n);
-    fprintf(f, "%*s  %9.2f %9.2f %9.2f %9d\n", width, "weighted avg", weighted[0], weighted[1], weighted[2], n);
+    double a = (double)correct / n;  // sklearn 1.2 computes it as the f1 of the micro average
+    fprintf(f, "\n%*s  %9s %9s %9.2f", width, "accuracy", "", "", a > 0 ? 2 * a * a / (a + a) : 0.0);
+    fprintf(f, support_fmt, (double)n);
+    fprintf(f, "%*s ", width, "macro avg");
+    for (int j = 0; j < 3; j++) fprintf(f, " %9.2f", numpy_sum(v + j * k, k) / k);
+    fprintf(f, support_fmt, (double)n);
+    fprintf(f, "%*s ", width, "weighted avg");
+    for (int j = 0; j < 3; j++) fprintf(f, " %9.2f", numpy_sum(v + (3 + j) * k, k) / n);
+    fprintf(f, support_fmt, (double)n);
+    free(v);
 
     fprintf(f, "\nconfusion matrix (rows: gold, columns: predicted)\n%*s", width, "");
-    for (int c = 0; c < k; c++) fprintf(f, " %*s", (int)strlen(classes[c]) > 6 ? (int)strlen(classes[c]) : 6, classes[c]);
+    for (int c = 0; c < k; c++) fputc(' ', f), put_right(f, classes[c], utf8_chars(classes[c]) > 6 ? utf8_chars(classes[c]) : 6);
     fputc('\n', f);
     for (int g = 0; g < k; g++) {
-        fprintf(f, "%*s", width, classes[g]);
+        put_right(f, classes[g], width);
         for (int c = 0; c < k; c++)
-            fprintf(f, " %*d", (int)strlen(classes[c]) > 6 ? (int)strlen(classes[c]) : 6, confusion[g * k + c]);
+            fprintf(f, " %*d", utf8_chars(classes[c]) > 6 ? utf8_chars(classes[c]) : 6, confusion[g * k + c]);
         fputc('\n', f);
     }
     free(confusion);
@@ -1577,8 +1740,16 @@ static void write_json_string(FILE *f, const char *s, size_t n) {
     for (size_t i = 0; i < n;) {
         unsigned char c = (unsigned char)s[i];
         int len = utf8_lead_length(c);
-        if (len > 1 && (i + (size_t)len > n || !utf8_continuation_ok((const unsigned char *)s + i, len))) len = 0;
-        if (len == 0) { fputs(REPLACEMENT, f); i++; continue; }
+        if (len == 0 || (len > 1 && (i + (size_t)len > n || !utf8_continuation_ok((const unsigned char *)s + i, len)))) {
+            // one U+FFFD for the lead byte and the continuation bytes that fit it (the
+            // maximal subpart), as utf8_write and Python's errors="replace" do
+            size_t have = 1;
+            while (len > 1 && (int)have < len && i + have < n &&
+                   utf8_continuation_ok((const unsigned char *)s + i, (int)have + 1)) have++;
+            fputs(REPLACEMENT, f);
+            i += have;
+            continue;
+        }
         if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
         else if (c == '\n') fputs("\\n", f);
         else if (c == '\t') fputs("\\t", f);
@@ -1598,6 +1769,18 @@ typedef struct {
     int max_new_tokens;
 } BatchItem;
 
+// Exactly four hex digits at p, as JSON's \\uXXXX has them (no sign, spaces or 0x);
+// stops at the end of the string.
+static int hex4(const char *p, unsigned *v) {
+    *v = 0;
+    for (int i = 0; i < 4; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (!isxdigit(c)) return 0;
+        *v = *v * 16 + (unsigned)(isdigit(c) ? c - '0' : tolower(c) - 'a' + 10);
+    }
+    return 1;
+}
+
 // Reads a JSON string at p (at its opening quote) into out; returns the position after
 // it, or NULL if it is malformed. \uXXXX escapes (and surrogate pairs) become UTF-8.
 static const char *json_string(const char *p, Text *out) {
@@ -1615,9 +1798,9 @@ static const char *json_string(const char *p, Text *out) {
         }
         if (*p != 'u') return NULL;
         unsigned cp, lo;
-        if (sscanf(p + 1, "%4x", &cp) != 1) return NULL;
+        if (!hex4(p + 1, &cp)) return NULL;
         p += 5;
-        if (cp >= 0xD800 && cp < 0xDC00 && p[0] == '\\' && p[1] == 'u' && sscanf(p + 2, "%4x", &lo) == 1 &&
+        if (cp >= 0xD800 && cp < 0xDC00 && p[0] == '\\' && p[1] == 'u' && hex4(p + 2, &lo) &&
             lo >= 0xDC00 && lo < 0xE000) {
             cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
             p += 6;
@@ -1664,10 +1847,10 @@ static const char *parse_batch_line(const char *line, BatchItem *item) {
             double v = strtod(p, &end);
             if (end == p) { err = "expected a number"; break; }
             p = end;
-            if (!strcmp(key.data, "temperature") && v >= 0) item->sampler.temperature = (float)v;
+            if (!strcmp(key.data, "temperature") && v >= 0 && v <= 100) item->sampler.temperature = (float)v;
             else if (!strcmp(key.data, "top_p") && v >= 0 && v <= 1) item->sampler.top_p = (float)v;
             else if (!strcmp(key.data, "top_k") && v >= 0 && v <= MAX_VOCAB) item->sampler.top_k = (int)v;
-            else if (!strcmp(key.data, "seed") && v >= 0) item->sampler.rng = (uint64_t)v;
+            else if (!strcmp(key.data, "seed") && v >= 0 && v <= 9007199254740992.0) item->sampler.rng = (uint64_t)v;
             else if (!strcmp(key.data, "max_new_tokens") && v >= -1 && v <= MAX_SEQ) item->max_new_tokens = (int)v;
             else { err = "unknown key or value out of range (prompt, system, temperature, top_k, top_p, seed, max_new_tokens)"; break; }
         }
@@ -1676,6 +1859,10 @@ static const char *parse_batch_line(const char *line, BatchItem *item) {
         else if (*p != '}') err = "expected ',' or '}' in JSON";
     }
     text_free(&key);
+    if (!err && *p == '}') {
+        for (p++; isspace((unsigned char)*p); p++) {}
+        if (*p) err = "text after the JSON object";
+    }
     if (!err && !has_prompt) err = "no \"prompt\"";
     return err;
 }
@@ -1741,14 +1928,6 @@ static void batch(Session *ss, const char *path, int chat_mode, const char *syst
 
 // ----------------------------------------------------------------------------
 // 6. The command line
-
-#include <sys/resource.h>
-
-static double peak_rss_mb(void) {
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_maxrss / 1024.0;  // Linux reports kilobytes
-}
 
 static void usage(FILE *f) {
     fputs("Usage: run MODEL.bin [options]\n"
@@ -1861,6 +2040,7 @@ static Options parse_args(int argc, char **argv) {
 int main(int argc, char **argv) {
     Options o = parse_args(argc, argv);
     signal(SIGINT, on_interrupt);
+    binary_stdout();
 #ifdef SIGPIPE
     signal(SIGPIPE, SIG_DFL);  // a closed stdout ends the program without error messages
 #endif

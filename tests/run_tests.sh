@@ -62,7 +62,7 @@ build_test() {
 
 echo "== building"
 [ -x ./run ] || { echo "FAIL ./run is not built (make run)"; exit 1; }
-for t in test_units test_model test_tokenizer; do build_test $t; done
+for t in test_units test_model test_tokenizer test_report; do build_test $t; done
 
 echo "== export the fixtures"
 export_fixture() {  # name [export options...]
@@ -165,6 +165,14 @@ else
     skip "real SmolLM2 tokenizer: $SHARED_DATA is absent"
     skip "real Llama 2 SentencePiece tokenizer: $SHARED_DATA is absent"
 fi
+
+# ---------------------------------------------------------------------------- evaluation
+
+# classify, --batch and perplexity on the tiny SmolLM2 model; the report against
+# scikit-learn's classification_report, character for character.
+echo "== evaluation: classification report vs scikit-learn, classify, batch, perplexity"
+count bash tests/report_sklearn.sh "$BUILD"
+count python3 tests/test_eval.py ./run "$BUILD/tiny-smollm2.bin"
 
 # ---------------------------------------------------------------------------- bad input
 
