@@ -16,6 +16,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <float.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -276,6 +277,11 @@ static void write_f32_le(const float *x, size_t n, FILE *f) {
     }
 }
 // ---- (end of big-endian hosts) ----
+
+// The tables and weights are used in place: floats must be IEEE-754 binary32, as in the file.
+_Static_assert(sizeof(float) == 4 && FLT_RADIX == 2 && FLT_MANT_DIG == 24 && FLT_MAX_EXP == 128 &&
+                   sizeof(TokenRecord) == 16,
+               "run.c needs IEEE-754 binary32 floats and a 16-byte TokenRecord");
 
 // CRC-32 as zlib computes it (reflected polynomial 0xEDB88320), so export can use zlib.crc32.
 static uint32_t crc32_update(uint32_t crc, const uint8_t *p, size_t n) {
@@ -560,17 +566,15 @@ static void rmsnorm(float *out, const float *x, const float *weight, int n, floa
 // Quantizes x (n values) in groups of g for the q8_0 matmul: per group,
 // scale = max|x| / 127 and q = round(x / scale), so x ~= q * scale.
 static void quantize_q8(int8_t *q, float *s, const float *x, int n, int g) {
-    for (int start = 0; start < n; start += g) {
+    for (int b = 0; b < n / g; b++) {
+        const float *xb = x + (size_t)b * g;
         float amax = 0.0f;
-        for (int i = start; i < start + g; i++) amax = fmaxf(amax, fabsf(x[i]));
+        for (int i = 0; i < g; i++) amax = fabsf(xb[i]) > amax ? fabsf(xb[i]) : amax;
         float scale = amax / 127.0f, inv = scale > 0.0f ? 1.0f / scale : 0.0f;
-        s[start / g] = scale;
-        // round(x * inv) lies in [-127, 127], except when x is not finite (weights of a
-        // corrupt file: NaN, inf) or the scale underflows: clamp it (NaN -> 0) so that
-        // the conversion to int8 stays defined. (Found by tests/fuzz/fuzz_load.c.)
-        for (int i = start; i < start + g; i++) {
-            float v = roundf(x[i] * inv);
-            q[i] = (int8_t)(v > 127.0f ? 127.0f : v < -127.0f ? -127.0f : v == v ? v : 0.0f);
+        s[b] = scale;
+        for (int i = 0; i < g; i++) {
+            float v = xb[i] * inv;  // in [-127, 127]; rounded half away from zero
+            q[(size_t)b * g + i] = (int8_t)(v >= 0.0f ? (int)(v + 0.5f) : (int)(v - 0.5f));
         }
     }
 }
@@ -636,10 +640,11 @@ static void dot4(float out[4], const float *w, const float *x, int n) {
 // Integer sums are exact, so the compiler may vectorise them in any order.
 static float dot_q8(const int8_t *w, const float *w_scale, const int8_t *x, const float *x_scale, int n, int g) {
     float sum = 0.0f;
-    for (int start = 0; start < n; start += g) {
+    for (int b = 0; b < n / g; b++) {
+        const int8_t *wb = w + (size_t)b * g, *xb = x + (size_t)b * g;
         int32_t isum = 0;
-        for (int j = start; j < start + g; j++) isum += (int32_t)w[j] * (int32_t)x[j];
-        sum += (float)isum * w_scale[start / g] * x_scale[start / g];
+        for (int j = 0; j < g; j++) isum += (int32_t)wb[j] * (int32_t)xb[j];
+        sum += (float)isum * w_scale[b] * x_scale[b];
     }
     return sum;
 }
@@ -647,23 +652,16 @@ static float dot_q8(const int8_t *w, const float *w_scale, const int8_t *x, cons
 // dot_q8 of one row with four token rows at once (see dot4), with identical results.
 static void dot4_q8(float out[4], const int8_t *w, const float *w_scale, const int8_t *x, const float *x_scale,
                     int n, int g) {
-    const int8_t *x0 = x, *x1 = x + n, *x2 = x + 2 * (size_t)n, *x3 = x + 3 * (size_t)n;
-    const float *s0 = x_scale, *s1 = s0 + n / g, *s2 = s1 + n / g, *s3 = s2 + n / g;
+    int groups = n / g;
     out[0] = out[1] = out[2] = out[3] = 0.0f;
-    for (int start = 0; start < n; start += g) {
-        int32_t i0 = 0, i1 = 0, i2 = 0, i3 = 0;
-        for (int j = start; j < start + g; j++) {
-            int32_t wj = w[j];
-            i0 += wj * x0[j];
-            i1 += wj * x1[j];
-            i2 += wj * x2[j];
-            i3 += wj * x3[j];
+    for (int b = 0; b < groups; b++) {
+        const int8_t *wb = w + (size_t)b * g, *xb = x + (size_t)b * g;
+        int32_t isum[4] = {0, 0, 0, 0};
+        for (int j = 0; j < g; j++) {
+            int32_t wj = wb[j];
+            for (int u = 0; u < 4; u++) isum[u] += wj * xb[(size_t)u * n + j];
         }
-        float ws = w_scale[start / g];
-        out[0] += (float)i0 * ws * s0[start / g];
-        out[1] += (float)i1 * ws * s1[start / g];
-        out[2] += (float)i2 * ws * s2[start / g];
-        out[3] += (float)i3 * ws * s3[start / g];
+        for (int u = 0; u < 4; u++) out[u] += (float)isum[u] * w_scale[b] * x_scale[u * groups + b];
     }
 }
 
