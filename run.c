@@ -583,12 +583,15 @@ static void quantize_q8(int8_t *q, float *s, const float *x, int n, int g) {
 // other threads would cost more than it saves (and far more on a busy machine).
 #define PARALLEL_WORK (1 << 18)
 
-// The dot product of two float vectors, summed in 32 independent lanes that are then
+// Weight rows per tile in matmul (see there).
+#define ROW_TILE 16
+
+// The dot product of two float vectors, summed in 16 independent lanes that are then
 // added up pairwise. The lanes let the compiler keep the sums in vector registers
 // without reordering any addition (which it may not do with floats), so the result is
 // the same with or without SIMD and OpenMP; a single running sum would serialise every
 // add behind the previous one.
-#define LANES 32
+#define LANES 16
 
 static float sum_lanes(float *lane) {
     for (int width = LANES / 2; width > 0; width /= 2)
@@ -672,26 +675,31 @@ static void dot4_q8(float out[4], const int8_t *w, const float *w_scale, const i
 // cache. For q8_0, x has been quantized into xq/xs (see quantize_q8).
 static void matmul(float *out, const float *x, const int8_t *xq, const float *xs, int n, const Matrix *W) {
     int rows = W->rows, cols = W->cols, g = W->group_size;
+    // Rows are taken ROW_TILE at a time and, for each group of four tokens, the tile's
+    // rows are run against them: the tile stays in the L2 cache while the four token
+    // rows stay in L1 (with one token, this is the plain row-by-row loop).
     #pragma omp parallel for schedule(static) if ((int64_t)rows * cols * n >= PARALLEL_WORK)
-    for (int i = 0; i < rows; i++) {
-        int t = 0;
+    for (int tile = 0; tile < rows; tile += ROW_TILE) {
+        int end = tile + ROW_TILE < rows ? tile + ROW_TILE : rows;
         float o[4];
-        if (W->w) {
-            const float *row = W->w + (size_t)i * cols;
-            for (; t + 4 <= n; t += 4) {
-                dot4(o, row, x + (size_t)t * cols, cols);
-                for (int u = 0; u < 4; u++) out[(size_t)(t + u) * rows + i] = o[u];
+        for (int t = 0; t < n; t += 4) {
+            int four = n - t >= 4;
+            for (int i = tile; i < end; i++) {
+                if (W->w) {
+                    const float *row = W->w + (size_t)i * cols;
+                    if (four) dot4(o, row, x + (size_t)t * cols, cols);
+                    else
+                        for (int u = 0; u < n - t; u++) o[u] = dot(row, x + (size_t)(t + u) * cols, cols);
+                } else {
+                    const int8_t *row = W->q + (size_t)i * cols;
+                    const float *scale = W->s + (size_t)i * (cols / g);
+                    if (four) dot4_q8(o, row, scale, xq + (size_t)t * cols, xs + (size_t)t * (cols / g), cols, g);
+                    else
+                        for (int u = 0; u < n - t; u++)
+                            o[u] = dot_q8(row, scale, xq + (size_t)(t + u) * cols, xs + (size_t)(t + u) * (cols / g), cols, g);
+                }
+                for (int u = 0; u < 4 && t + u < n; u++) out[(size_t)(t + u) * rows + i] = o[u];
             }
-            for (; t < n; t++) out[(size_t)t * rows + i] = dot(row, x + (size_t)t * cols, cols);
-        } else if (W->q) {
-            const int8_t *row = W->q + (size_t)i * cols;
-            const float *scale = W->s + (size_t)i * (cols / g);
-            for (; t + 4 <= n; t += 4) {
-                dot4_q8(o, row, scale, xq + (size_t)t * cols, xs + (size_t)t * (cols / g), cols, g);
-                for (int u = 0; u < 4; u++) out[(size_t)(t + u) * rows + i] = o[u];
-            }
-            for (; t < n; t++)
-                out[(size_t)t * rows + i] = dot_q8(row, scale, xq + (size_t)t * cols, xs + (size_t)t * (cols / g), cols, g);
         }
     }
 }
