@@ -574,6 +574,10 @@ static void quantize_q8(int8_t *q, float *s, const float *x, int n, int g) {
         s[b] = scale;
         for (int i = 0; i < g; i++) {
             float v = xb[i] * inv;  // in [-127, 127]; rounded half away from zero
+            // Clamped (NaN -> 0): NaN or inf activations (a corrupt file's weights) or a
+            // scale that underflows would make the float -> int conversion undefined
+            // behaviour. Found by tests/fuzz/fuzz_load.c.
+            v = v > 127.0f ? 127.0f : v < -127.0f ? -127.0f : v == v ? v : 0.0f;
             q[(size_t)b * g + i] = (int8_t)(v >= 0.0f ? (int)(v + 0.5f) : (int)(v - 0.5f));
         }
     }

@@ -628,7 +628,7 @@ static const char *check_spec(const TokenizerSpec *s) {
     if (s->vocab_size <= 0 || s->vocab_size > TOKENIZER_MAX_VOCAB || !s->tokens) return "bad vocab size";
     if (s->n_merges < 0 || s->n_merges > TOKENIZER_MAX_MERGES || (s->n_merges > 0 && !s->merges))
         return "bad number of merges";
-    if (!s->strings && s->strings_bytes > 0) return "no strings blob";
+    if (!s->strings) return "no strings blob";
     if (s->bos_id < -1 || s->bos_id >= s->vocab_size) return "bos_id out of range";
     for (int i = 0; i < s->vocab_size; i++) {
         const TokenRecord *r = &s->tokens[i];

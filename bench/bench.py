@@ -10,8 +10,13 @@ and reads the JSON line run prints on stderr:
     prefill128  prompt of exactly 128 tokens, -n 1: prefill_tok_s, ttft_ms
     prefill512  prompt of exactly 512 tokens, -n 1: prefill_tok_s
     gen128      prompt of 4 tokens, -n 128: gen_tok_s
-each the best of --runs runs (fewer when one measurement has already taken more than
---budget seconds), and peak_rss_mb as the maximum over all of them.
+each the best of --runs runs, and peak_rss_mb as the maximum over all of them. To keep
+the benchmark short on a busy machine, a measurement stops repeating once it has taken
+--budget seconds, and after --deadline seconds of timings every measurement is one run.
+
+The memory read bandwidth for the roofline comes from --bandwidth-bin (bench/bandwidth),
+run before and again after the timings; the better of the two passes counts (a
+momentarily busy machine lowers one of them).
 
 It is a benchmark, not a test: a speed never makes it fail. It exits 1 only when
 something is broken (run fails, prints no statistics, or a prompt cannot be made).
@@ -108,7 +113,8 @@ def run_stats(run, model, threads, prompt, n_new, ctx):
 KEYS = ("prompt_tokens", "prefill_tok_s", "new_tokens", "gen_tok_s", "ttft_ms", "peak_rss_mb")
 
 
-def measure(run, model, threads, prompt, n_new, ctx, runs, budget, want_prompt, missing):
+def measure(run, model, threads, prompt, n_new, ctx, runs, budget, want_prompt, missing,
+            deadline):
     """Best-of-runs stats: max of the rates, min of ttft, max of peak RSS."""
     best, t0, k = None, time.time(), 0
     while k < runs:
@@ -130,10 +136,23 @@ def measure(run, model, threads, prompt, n_new, ctx, runs, budget, want_prompt, 
                     best[key] = max(best.get(key, 0), s[key])
             if "ttft_ms" in s:
                 best["ttft_ms"] = min(best.get("ttft_ms", s["ttft_ms"]), s["ttft_ms"])
-        if time.time() - t0 > budget:
+        if time.time() - t0 > budget or time.time() > deadline:
             break
     best["runs"] = k
     return best
+
+
+def read_bandwidth(binary, threads):
+    """{threads: GB/s} from one run of bench/bandwidth, and its output lines."""
+    p = run_cmd([binary, "1024", "5"], max(threads))
+    if p.returncode != 0:
+        die(f"{binary} failed: {p.stderr.decode(errors='replace').strip()}")
+    out, lines = {}, p.stdout.decode().splitlines()
+    for line in lines:
+        f = dict(kv.split("=", 1) for kv in line.split() if "=" in kv)
+        if "threads" in f and "read_GBps" in f:
+            out[int(f["threads"])] = float(f["read_GBps"])
+    return out, lines
 
 
 def fmt(x, nd=1):
@@ -158,12 +177,15 @@ def main():
     ap.add_argument("files", nargs="+", metavar="LABEL=FILE.bin")
     ap.add_argument("--run", default="./run")
     ap.add_argument("--threads", default="1 2", help='thread counts (default "1 2")')
+    ap.add_argument("--bandwidth-bin", help="bench/bandwidth, run before and after the timings")
     ap.add_argument("--bandwidth", default="",
-                    help='read GB/s per thread count, "1:31.2,2:60.1"')
+                    help='read GB/s per thread count, "1:31.2,2:60.1" (instead of --bandwidth-bin)')
     ap.add_argument("--context", type=int, default=1024, help="-c passed to run")
     ap.add_argument("--runs", type=int, default=3, help="best of this many runs")
-    ap.add_argument("--budget", type=float, default=30.0,
+    ap.add_argument("--budget", type=float, default=20.0,
                     help="stop repeating a measurement once it has taken this many seconds")
+    ap.add_argument("--deadline", type=float, default=200.0,
+                    help="after this many seconds of timings, one run per measurement")
     args = ap.parse_args()
 
     files = []
@@ -178,6 +200,13 @@ def main():
         t, _, g = item.partition(":")
         bw[int(t)] = float(g)
 
+    if args.bandwidth_bin and not bw:
+        bw, lines = read_bandwidth(args.bandwidth_bin, threads)
+        print("memory read bandwidth (bench/bandwidth: 1 GiB of int64, best of 5 passes, "
+              "kernels sum and xor8):")
+        print("\n".join("  before: " + x for x in lines))
+        sys.stdout.flush()
+
     ref = files[0][1]
     prompts = {n: make_prompt(args.run, ref, n) for n in (128, 512, 4)}
     print(f"prompts: digit strings of exactly 128, 512 and 4 tokens (checked with "
@@ -185,12 +214,13 @@ def main():
     sys.stdout.flush()
 
     results = []
+    deadline = time.time() + args.deadline
     for t in threads:
         for label, path, hdr in files:
             t0 = time.time()
             missing = set()
             m = lambda n, n_new: measure(args.run, path, t, prompts[n], n_new, args.context,
-                                         args.runs, args.budget, n, missing)
+                                         args.runs, args.budget, n, missing, deadline)
             p128 = m(128, 1)
             p512 = m(512, 1)
             g128 = m(4, 128)
@@ -207,6 +237,14 @@ def main():
                   f"ttft128 {fmt(r['ttft128'], 0)} ms, runs {'/'.join(map(str, r['runs']))}, "
                   f"{time.time() - t0:.0f} s")
             sys.stdout.flush()
+
+    if args.bandwidth_bin and not args.bandwidth:
+        after, lines = read_bandwidth(args.bandwidth_bin, threads)
+        print("\n".join("  bandwidth after: " + x for x in lines))
+        for t, g in after.items():
+            bw[t] = max(bw.get(t, 0), g)
+        print("  bandwidth used (the better pass): "
+              + ", ".join(f"threads={t} {g:.1f} GB/s" for t, g in sorted(bw.items())))
 
     speed_rows, mem_rows = [], []
     for r in results:
@@ -245,7 +283,9 @@ def main():
                   row lookup and the KV cache reads, 2*n_layers*pos*kv_dim*4 bytes at
                   position pos: {kv_read:.1f} MB/token on average over gen128)
   KV_MB           2 * n_layers * context * n_kv_heads*head_dim * 4 bytes, context = -c {args.context}
-  ceiling_tok/s   BW_GBps * 1000 / MB/token (read bandwidth of bench/bandwidth, same threads)
+  BW_GBps         memory read bandwidth, same thread count (bench/bandwidth, better of
+                  the passes before and after the timings)
+  ceiling_tok/s   BW_GBps * 1000 / MB/token
   of_ceiling      gen128 / ceiling_tok/s
   peak_RSS_MB     max peak_rss_mb of all runs (run reports MiB; converted to MB here)
   RSS/that        peak RSS / (file_MB + KV_MB + {RSS_SLACK_MB})

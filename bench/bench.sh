@@ -4,9 +4,9 @@
 #   1. bench/make_random_model.py writes the HF checkpoint bench/build/hf (once)
 #   2. ./export makes bench/build/random-f32.bin and random-q8_0.bin (again only when
 #      ./export or the checkpoint is newer); a failing q8_0 export is reported and skipped
-#   3. bench/bandwidth measures the memory read bandwidth (1 and N threads)
-#   4. bench/bench.py times ./run (OMP_NUM_THREADS = each of BENCH_THREADS) and prints
-#      the table
+#   3. builds bench/bandwidth (memory read bandwidth, 1 and N threads)
+#   4. bench/bench.py runs bench/bandwidth, times ./run (OMP_NUM_THREADS = each of
+#      BENCH_THREADS), runs bench/bandwidth again, and prints the table
 #
 # A benchmark, not a test: it never fails because of a number, only when something is
 # broken (./run or the f32 export fails). Environment: BENCH_THREADS (default "1 2"),
@@ -69,25 +69,14 @@ for dtype in f32 q8_0; do
     files+=("$dtype=$out")
 done
 
-# 3. Memory read bandwidth.
+# 3. The bandwidth program.
 if [ ! -x "$B/bandwidth" ] || [ bench/bandwidth.c -nt "$B/bandwidth" ]; then
     # shellcheck disable=SC2086
     $CC $CFLAGS -std=c11 -Wall -Wextra -fopenmp -o "$B/bandwidth" bench/bandwidth.c
 fi
-maxt=$(printf '%s\n' $THREADS | sort -n | tail -1)
-OMP_NUM_THREADS=$maxt "$B/bandwidth" 1024 5 >"$B/bandwidth.txt" 2>/dev/null
-bw=""
-while read -r tline gline _; do
-    t=${tline#threads=}
-    g=${gline#read_GBps=}
-    bw="$bw${bw:+,}$t:$g"
-done <"$B/bandwidth.txt"
-echo "memory read bandwidth (bench/bandwidth, 1 GiB int64, best of 5; sum and xor8 kernels):"
-sed 's/^/  /' "$B/bandwidth.txt"
-echo
 
-# 4. ./run.
-python3 bench/bench.py --run ./run --threads "$THREADS" --bandwidth "$bw" \
+# 4. bandwidth, ./run, bandwidth again, the table.
+python3 bench/bench.py --run ./run --threads "$THREADS" --bandwidth-bin "$B/bandwidth" \
     --context "$CONTEXT" --runs "$RUNS" "${files[@]}"
 
 echo

@@ -62,6 +62,15 @@ typedef struct {
 static uint32_t u32_at(const unsigned char *p) { return p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24; }
 static uint64_t u64_at(const unsigned char *p) { return u32_at(p) | (uint64_t)u32_at(p + 4) << 32; }
 
+// Puts n little-endian 4-byte numbers at p in host byte order (nothing changes on a
+// little-endian host), so that the tables can be used in place as run.c uses them.
+static void host_order(unsigned char *p, size_t n) {
+    for (size_t i = 0; i < n; i++, p += 4) {
+        uint32_t u = u32_at(p);
+        memcpy(p, &u, 4);
+    }
+}
+
 // The header fields of FORMAT.md that the tokenizer needs.
 static void load_run_file(Loaded *l, size_t size) {
     const unsigned char *h = l->file;
@@ -80,6 +89,8 @@ static void load_run_file(Loaded *l, size_t size) {
         tokens + (uint64_t)s->vocab_size * sizeof(TokenRecord) > size ||
         merges + (uint64_t)s->n_merges * 12 > size || strings + strings_bytes > size)
         die("%s", "tokenizer tables outside the model file");
+    host_order(l->file + tokens, (size_t)s->vocab_size * sizeof(TokenRecord) / 4);
+    host_order(l->file + merges, (size_t)s->n_merges * 3);
     s->tokens = (const TokenRecord *)(l->file + tokens);
     s->merges = (const uint32_t *)(l->file + merges);
     s->strings = (const char *)l->file + strings;
@@ -103,7 +114,8 @@ static void load_llama2c_file(Loaded *l, size_t size) {
     p = 4;
     for (size_t i = 0; i < n; i++) {
         float score;
-        memcpy(&score, l->file + p, 4);
+        uint32_t score_bits = u32_at(l->file + p);   // little-endian f32
+        memcpy(&score, &score_bits, 4);
         uint32_t len = u32_at(l->file + p + 4);
         const char *b = (const char *)l->file + p + 8;
         TokenRecord *r = &l->records[i];
@@ -515,7 +527,6 @@ static void check_build_rejects(const TokenizerSpec *good) {
     TokenRecord *tok = malloc(vbytes);
     uint32_t *merges = malloc((size_t)good->n_merges * 12 + 12);
     Tokenizer t;
-    const char *err;
     for (int c = 0; c < 12; c++) {
         memcpy(tok, good->tokens, vbytes);
         if (good->n_merges) memcpy(merges, good->merges, (size_t)good->n_merges * 12);
@@ -543,7 +554,7 @@ static void check_build_rejects(const TokenizerSpec *good) {
         case 10: what = "negative merge count"; s.n_merges = -1; break;
         case 11: what = "empty added token"; tok[id].flags = TOKEN_ADDED; tok[id].bytes = 0; break;
         }
-        err = tokenizer_build(&t, &s);
+        const char *err = tokenizer_build(&t, &s);
         check(err != NULL, "tokenizer_build accepted a spec with %s", what);
         if (!err) tokenizer_free(&t);
     }

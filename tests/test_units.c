@@ -107,6 +107,9 @@ static int valid_utf8(const char *s, size_t n) {
     return 1;
 }
 
+#ifdef _WIN32  // the test captures the stream with open_memstream (POSIX), which Windows lacks
+static void test_utf8_stream(void) { puts("SKIP UTF-8 stream: no open_memstream on Windows"); }
+#else
 static void test_utf8_stream(void) {
     // "é" = C3 A9, "€" = E2 82 AC, "😀" = F0 9F 98 80, cut into pieces as byte-level BPE may.
     const char *pieces[] = {"a\xC3", "\xA9 \xE2", "\x82", "\xAC\xF0\x9F", "\x98", "\x80!"};
@@ -134,6 +137,7 @@ static void test_utf8_stream(void) {
     check(!strcmp(buf, "x\xEF\xBF\xBD(\xEF\xBF\xBDy\xEF\xBF\xBD"), "invalid bytes become U+FFFD");
     free(buf);
 }
+#endif
 
 // ---------------------------------------------------------------------------- chat templates
 

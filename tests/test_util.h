@@ -1,8 +1,10 @@
 // Small helpers shared by the C tests.
 #ifndef TEST_UTIL_H
 #define TEST_UTIL_H
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 typedef struct {
     int *v;
@@ -35,7 +37,7 @@ static void intlist_free(IntList *l) {
     l->n = l->cap = 0;
 }
 
-// Reads exactly n little-endian float32 values (this test host is little-endian).
+// Reads exactly n little-endian float32 values, on a host of either byte order.
 static float *read_floats(const char *path, size_t n) {
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;
@@ -44,6 +46,11 @@ static float *read_floats(const char *path, size_t n) {
     int extra = fgetc(f) != EOF;
     fclose(f);
     if (got != n || extra) { free(x); return NULL; }
+    for (size_t i = 0; i < n; i++) {   // little-endian bytes -> host float
+        const unsigned char *b = (const unsigned char *)&x[i];
+        uint32_t u = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+        memcpy(&x[i], &u, sizeof(u));
+    }
     return x;
 }
 #endif

@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# The golden tests on another CPU: cross-compile with Debian's cross gcc, run under
+# qemu-user.
+#
+#   tests/ports/cross-test.sh ARCH      ARCH = aarch64 | armhf | i686 | riscv64 | s390x
+#
+# Builds tests/build/ports/ARCH/run and the test programs test_model, test_units and
+# test_tokenizer for ARCH (OpenMP on, the Makefile's warning flags, any warning counts as
+# a failure), exports the fixture models natively (the model file is the same on every
+# platform), then runs under qemu-ARCH: test_model on every fixture model (f32 against
+# the Hugging Face reference, q8_0 for prefill consistency), test_units, test_tokenizer
+# on the fixture tokenizers, and the command-line golden tests (tests/cli_golden.py,
+# through a wrapper that starts ./run under qemu). On 32-bit targets (armhf, i686) a
+# model file of 4 GB or more must be refused with a clear message. s390x is big-endian:
+# there run.c converts the little-endian file on load.
+#
+# The binaries are linked dynamically against the target's libc and libgomp
+# (libc6-dev-*-cross, libgomp1-*-cross) and qemu finds them with -L /usr/TRIPLE; i686
+# statically (see below: static glibc makes the linker warn that libgomp calls dlopen,
+# a warning this script ignores). Installs what it needs with apt-get when missing.
+# Prints ok/FAIL lines, the time of each step, and "N passed, N failed, N skipped".
+set -u
+cd "$(dirname "$0")/../.." || exit 2
+
+ARCH=${1:-}
+case "$ARCH" in
+aarch64) TRIPLE=aarch64-linux-gnu QEMU=qemu-aarch64 DEB=arm64 ;;
+armhf) TRIPLE=arm-linux-gnueabihf QEMU=qemu-arm DEB=armhf ;;
+# SSE2 arithmetic (every x86 CPU since the Pentium 4 has it) rather than the x87 FPU,
+# whose 80-bit registers qemu emulates in software, too slowly for the tests. Linked
+# statically: under qemu-i386 (7.2) a dynamically linked program with OpenMP threads
+# hangs at random (a trivial `omp parallel for` does too); the static one does not.
+i686) TRIPLE=i686-linux-gnu QEMU=qemu-i386 DEB=i386 ARCH_FLAGS="-msse2 -mfpmath=sse -static" ;;
+riscv64) TRIPLE=riscv64-linux-gnu QEMU=qemu-riscv64 DEB=riscv64 ;;
+s390x) TRIPLE=s390x-linux-gnu QEMU=qemu-s390x DEB=s390x ;;
+*)
+    echo "usage: $0 aarch64|armhf|i686|riscv64|s390x" >&2
+    exit 2
+    ;;
+esac
+BITS=64
+case "$ARCH" in armhf | i686) BITS=32 ;; esac
+
+BUILD=tests/build/ports/$ARCH
+FIX=tests/fixtures
+CC="$TRIPLE-gcc"
+# The Makefile's warning flags (WARN, which includes -D_FILE_OFFSET_BITS=64: a 32-bit
+# host's fstat sees files above 2 GB) and its CFLAGS without -march=native.
+WARN=${WARN:--std=c11 -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wno-sign-conversion -D_POSIX_C_SOURCE=200809L -D_FILE_OFFSET_BITS=64}
+CFLAGS="-O2 -ffp-contract=fast ${ARCH_FLAGS:-} $WARN -fopenmp"
+export OMP_NUM_THREADS=2
+passed=0 failed=0 skipped=0
+ok() { echo "ok [$ARCH] $*"; passed=$((passed + 1)); }
+fail() { echo "FAIL [$ARCH] $*"; failed=$((failed + 1)); }
+step_start=$SECONDS
+step() {  # prints the time the previous step took, then the next step's name
+    echo "   ($((SECONDS - step_start)) s)"
+    step_start=$SECONDS
+    echo "== [$ARCH] $*"
+}
+
+# Runs a command and counts the "ok"/"FAIL"/"SKIP" lines it prints (as tests/run_tests.sh);
+# a command that exits non-zero without printing a FAIL line counts as one failure.
+count() {
+    local out status p f s
+    out=$("$@" 2>&1)
+    status=$?
+    printf '%s\n' "$out" | grep -E '^(ok|FAIL|SKIP|    )' || true
+    p=$(printf '%s\n' "$out" | grep -c '^ok ')
+    f=$(printf '%s\n' "$out" | grep -c '^FAIL')
+    s=$(printf '%s\n' "$out" | grep -c '^SKIP')
+    if [ "$status" -ne 0 ] && [ "$f" -eq 0 ]; then
+        printf '%s\n' "$out" | tail -n 5 | sed 's/^/    /'
+        echo "FAIL [$ARCH] $* exited with status $status"
+        f=1
+    fi
+    passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
+}
+
+echo "== [$ARCH] install the cross compiler and qemu (if missing)"
+need=()
+command -v "$CC" >/dev/null || need+=("gcc-$TRIPLE")
+[ -f "/usr/$TRIPLE/lib/libc.so" ] || need+=("libc6-dev-$DEB-cross")
+[ -f "/usr/$TRIPLE/lib/libgomp.so.1" ] || need+=("libgomp1-$DEB-cross")
+command -v "$QEMU" >/dev/null || need+=(qemu-user)
+command -v python3 >/dev/null || need+=(python3)
+if [ ${#need[@]} -gt 0 ]; then
+    echo "apt-get install ${need[*]}"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"; } >/dev/null ||
+        { fail "cannot install ${need[*]}"; echo "0 passed, 1 failed, 0 skipped"; exit 1; }
+fi
+RUNQ=("$QEMU" -L "/usr/$TRIPLE")
+
+step "build for $TRIPLE ($($CC -dumpfullversion), $($QEMU --version | head -n 1))"
+mkdir -p "$BUILD"
+build() {  # output source [extra flags]
+    local out=$1 src=$2 log
+    shift 2
+    # shellcheck disable=SC2086
+    if ! log=$($CC $CFLAGS "$@" -o "$BUILD/$out" "$src" -lm 2>&1); then
+        fail "build $out: $log"
+        return 1
+    fi
+    # (the linker's note on libgomp's dlopen in a static program: not about our code)
+    log=$(grep -v -e "in function \`goacc_profiling_initialize'" -e "Using 'dlopen' in statically linked" <<<"$log")
+    if [ -n "$log" ]; then fail "build $out: warnings"; printf '%s\n' "$log" | head -n 20; return 0; fi
+    ok "build $out with $CC, no warnings"
+}
+build run run.c
+# The test programs include run.c and use only part of it.
+for t in test_units test_model test_tokenizer; do build $t tests/$t.c -Wno-unused-function; done
+command -v file >/dev/null && file -b "$BUILD/run" | cut -d, -f1-2
+
+step "export the fixtures (natively: one file for every platform)"
+MODELS="tiny-smollm2 tiny-untied-mha-f32 tiny-mqa-f16 tiny-llama3 tiny-qwen2"
+for m in $MODELS; do
+    if ./export -q "$FIX/hf/$m" "$BUILD/$m.bin" 2>"$BUILD/$m.export.log" &&
+        ./export -q --dtype q8_0 "$FIX/hf/$m" "$BUILD/$m-q8_0.bin" 2>>"$BUILD/$m.export.log"; then
+        ok "export $m (f32, q8_0)"
+    else
+        fail "export $m: $(cat "$BUILD/$m.export.log")"
+    fi
+done
+python3 tests/chat_renderings.py "$FIX/chat_templates/renderings.json" "$FIX/tokenizers/real-smollm2/cases.json" \
+    >"$BUILD/renderings.tsv"
+
+step "units under $QEMU"
+count "${RUNQ[@]}" "$BUILD/test_units" "$BUILD/renderings.tsv"
+
+step "golden: logits and greedy ids against Hugging Face, under $QEMU"
+for m in $MODELS; do
+    count "${RUNQ[@]}" "$BUILD/test_model" "$BUILD/$m.bin" "$FIX/hf/$m"
+    count "${RUNQ[@]}" "$BUILD/test_model" "$BUILD/$m-q8_0.bin" "$FIX/hf/$m" consistency
+done
+
+step "tokenizer against Hugging Face tokenizers, under $QEMU"
+count "${RUNQ[@]}" "$BUILD/test_tokenizer" "$BUILD/tiny-smollm2.bin" "$FIX/tokenizers/tiny-gpt2"
+count "${RUNQ[@]}" "$BUILD/test_tokenizer" "$BUILD/tiny-llama3.bin" "$FIX/tokenizers/tiny-llama3"
+count "${RUNQ[@]}" "$BUILD/test_tokenizer" "$BUILD/tiny-qwen2.bin" "$FIX/tokenizers/tiny-qwen2"
+
+step "golden through the command line (tokenize, generate, chat, --dump-logits), ./run under $QEMU"
+wrapper="$BUILD/run-qemu"
+printf '#!/bin/sh\nexec %s -L /usr/%s "%s" "$@"\n' "$QEMU" "$TRIPLE" "$PWD/$BUILD/run" >"$wrapper"
+chmod +x "$wrapper"
+for m in $MODELS; do count python3 tests/cli_golden.py "$wrapper" "$BUILD/$m.bin" "$FIX/hf/$m" "$BUILD"; done
+if out=$("$wrapper" "$BUILD/tiny-smollm2.bin" --verify 2>&1); then ok "--verify: $out"; else fail "--verify: $out"; fi
+
+if [ "$BITS" = 32 ]; then
+    step "32-bit host: model files of 4 GB or more"
+    big="$BUILD/big.bin"
+    truncate -s 5G "$big"  # sparse: takes no disk space
+    out=$("$wrapper" "$big" -i hi 2>&1)
+    status=$?
+    if [ "$status" -eq 1 ] && grep -q "too large for a 32-bit host" <<<"$out"; then
+        ok "a 5 GB file is refused: $out"
+    else
+        fail "a 5 GB file (status $status): $out"
+    fi
+    # Below 4 GB the map may fail for want of address space (a 32-bit process has 3 to 4
+    # GB): that must say so too. (Where it succeeds, this zero-filled file is no model.)
+    truncate -s 3G "$big"
+    out=$("$wrapper" "$big" -i hi 2>&1)
+    status=$?
+    if [ "$status" -eq 1 ] && grep -qE "too large for a 32-bit host|bad magic" <<<"$out"; then
+        ok "a 3 GB file: $out"
+    else
+        fail "a 3 GB file (status $status): $out"
+    fi
+    rm -f "$big"
+fi
+
+echo "   ($((SECONDS - step_start)) s)"
+echo
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# Windows: cross-compile with mingw-w64 and run the golden tests under wine.
+#
+#   tests/ports/windows-test.sh [--build-only]
+#
+# Builds tests/build/ports/windows/run.exe (OpenMP, linked statically so that it needs
+# no DLL beside it) and the test programs for x86_64 Windows, with the Makefile's
+# warning flags (any warning counts as a failure). Unless --build-only, runs under wine:
+# test_units, test_model on every fixture model (f32 against the Hugging Face reference,
+# q8_0 for prefill consistency), test_tokenizer on the fixture tokenizers, and the
+# command-line golden tests (tests/cli_golden.py through a wrapper that starts run.exe
+# under wine). The fixtures are exported natively (the file is the same everywhere).
+#
+# Installs gcc-mingw-w64-x86-64 (and wine64 unless --build-only) with apt-get when
+# missing. The wine prefix (about 700 MB, made on first use in ~10 s) lives outside the
+# repository: $WINEPREFIX, default ${TMPDIR:-/tmp}/run.c-wine.
+# Prints ok/FAIL/SKIP lines, the time of each step, and "N passed, N failed, N skipped".
+set -u
+cd "$(dirname "$0")/../.." || exit 2
+
+BUILD_ONLY=0
+[ "${1:-}" = --build-only ] && BUILD_ONLY=1
+BUILD=tests/build/ports/windows
+FIX=tests/fixtures
+CC=x86_64-w64-mingw32-gcc
+WARN=${WARN:--std=c11 -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wno-sign-conversion -D_POSIX_C_SOURCE=200809L -D_FILE_OFFSET_BITS=64}
+CFLAGS="-O2 -ffp-contract=fast $WARN -fopenmp -static"
+export OMP_NUM_THREADS=2 WINEDEBUG=-all WINEPREFIX=${WINEPREFIX:-${TMPDIR:-/tmp}/run.c-wine}
+passed=0 failed=0 skipped=0
+ok() { echo "ok [windows] $*"; passed=$((passed + 1)); }
+fail() { echo "FAIL [windows] $*"; failed=$((failed + 1)); }
+step_start=$SECONDS
+step() {
+    echo "   ($((SECONDS - step_start)) s)"
+    step_start=$SECONDS
+    echo "== [windows] $*"
+}
+count() {  # as tests/run_tests.sh: counts the ok/FAIL/SKIP lines of a command
+    local out status p f s
+    out=$("$@" 2>&1)
+    status=$?
+    printf '%s\n' "$out" | grep -E '^(ok|FAIL|SKIP|    )' || true
+    p=$(printf '%s\n' "$out" | grep -c '^ok ')
+    f=$(printf '%s\n' "$out" | grep -c '^FAIL')
+    s=$(printf '%s\n' "$out" | grep -c '^SKIP')
+    if [ "$status" -ne 0 ] && [ "$f" -eq 0 ]; then
+        printf '%s\n' "$out" | tail -n 5 | sed 's/^/    /'
+        echo "FAIL [windows] $* exited with status $status"
+        f=1
+    fi
+    passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
+}
+
+echo "== [windows] install mingw-w64 and wine (if missing)"
+WINE=$(command -v wine64 || command -v wine || echo /usr/lib/wine/wine64)
+WINESERVER=$(command -v wineserver || echo /usr/lib/wine/wineserver64)
+need=()
+command -v "$CC" >/dev/null || need+=(gcc-mingw-w64-x86-64)
+[ $BUILD_ONLY = 1 ] || [ -x "$WINE" ] || need+=(wine64)
+command -v python3 >/dev/null || need+=(python3)
+if [ ${#need[@]} -gt 0 ]; then
+    echo "apt-get install ${need[*]}"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"; } >/dev/null ||
+        { fail "cannot install ${need[*]}"; echo "0 passed, 1 failed, 0 skipped"; exit 1; }
+fi
+
+step "build for x86_64 Windows ($CC $($CC -dumpfullversion))"
+mkdir -p "$BUILD"
+build() {  # output source [extra flags]
+    local out=$1 src=$2 log
+    shift 2
+    # shellcheck disable=SC2086
+    if ! log=$($CC $CFLAGS "$@" -o "$BUILD/$out" "$src" -lm 2>&1); then
+        fail "build $out: $log"
+        return 1
+    fi
+    if [ -n "$log" ]; then fail "build $out: warnings"; printf '%s\n' "$log" | head -n 20; return 0; fi
+    ok "build $out, no warnings"
+}
+build run.exe run.c
+for t in test_units test_model test_tokenizer; do build $t.exe tests/$t.c -Wno-unused-function; done
+command -v file >/dev/null && file -b "$BUILD/run.exe" | cut -d, -f1-2
+
+if [ $BUILD_ONLY = 1 ]; then
+    echo "   ($((SECONDS - step_start)) s)"
+    echo
+    echo "$passed passed, $failed failed, $skipped skipped"
+    [ "$failed" -eq 0 ]
+    exit
+fi
+
+step "start wine ($($WINE --version 2>/dev/null), prefix $WINEPREFIX)"
+"$WINE" cmd /c exit >/dev/null 2>&1 || true   # makes the prefix the first time
+"$WINESERVER" -w 2>/dev/null                  # (and waits until that is done)
+# One wineserver for all the runs (each would start its own: seconds instead of 0.1 s),
+# and wine's background services started now, with no pipe of this script to hold open.
+"$WINESERVER" -p 2>/dev/null
+trap '"$WINESERVER" -k 2>/dev/null' EXIT
+"$WINE" cmd /c exit >/dev/null 2>&1 || true
+
+step "export the fixtures (natively: one file for every platform)"
+MODELS="tiny-smollm2 tiny-untied-mha-f32 tiny-mqa-f16 tiny-llama3 tiny-qwen2"
+for m in $MODELS; do
+    if ./export -q "$FIX/hf/$m" "$BUILD/$m.bin" 2>"$BUILD/$m.export.log" &&
+        ./export -q --dtype q8_0 "$FIX/hf/$m" "$BUILD/$m-q8_0.bin" 2>>"$BUILD/$m.export.log"; then
+        ok "export $m (f32, q8_0)"
+    else
+        fail "export $m: $(cat "$BUILD/$m.export.log")"
+    fi
+done
+python3 tests/chat_renderings.py "$FIX/chat_templates/renderings.json" "$FIX/tokenizers/real-smollm2/cases.json" \
+    >"$BUILD/renderings.tsv"
+
+step "units under wine"
+count "$WINE" "$BUILD/test_units.exe" "$BUILD/renderings.tsv"
+
+step "golden: logits and greedy ids against Hugging Face, under wine"
+for m in $MODELS; do
+    count "$WINE" "$BUILD/test_model.exe" "$BUILD/$m.bin" "$FIX/hf/$m"
+    count "$WINE" "$BUILD/test_model.exe" "$BUILD/$m-q8_0.bin" "$FIX/hf/$m" consistency
+done
+
+step "tokenizer against Hugging Face tokenizers, under wine"
+count "$WINE" "$BUILD/test_tokenizer.exe" "$BUILD/tiny-smollm2.bin" "$FIX/tokenizers/tiny-gpt2"
+count "$WINE" "$BUILD/test_tokenizer.exe" "$BUILD/tiny-llama3.bin" "$FIX/tokenizers/tiny-llama3"
+count "$WINE" "$BUILD/test_tokenizer.exe" "$BUILD/tiny-qwen2.bin" "$FIX/tokenizers/tiny-qwen2"
+
+step "golden through the command line (tokenize, generate, chat, --dump-logits), run.exe under wine"
+wrapper="$BUILD/run-wine"
+printf '#!/bin/sh\nexec "%s" "%s" "$@"\n' "$WINE" "$PWD/$BUILD/run.exe" >"$wrapper"
+chmod +x "$wrapper"
+for m in $MODELS; do count python3 tests/cli_golden.py "$wrapper" "$BUILD/$m.bin" "$FIX/hf/$m" "$BUILD"; done
+if out=$("$wrapper" "$BUILD/tiny-smollm2.bin" --verify 2>&1); then ok "--verify: $out"; else fail "--verify: $out"; fi
+out=$("$wrapper" "$BUILD/tiny-smollm2.bin" -m generate -i "Once upon" -n 4 -t 0 --stats json 2>&1 >/dev/null)
+if grep -qE '"peak_rss_mb": [1-9]' <<<"$out"; then ok "--stats json reports the peak memory: $out"; else fail "--stats json: $out"; fi
+
+echo "   ($((SECONDS - step_start)) s)"
+echo
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ]
