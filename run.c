@@ -660,15 +660,24 @@ static float dot_q8(const int8_t *w, const float *w_scale, const int8_t *x, cons
 static void dot4_q8(float out[4], const int8_t *w, const float *w_scale, const int8_t *x, const float *x_scale,
                     int n, int g) {
     int groups = n / g;
+    const int8_t *x0 = x, *x1 = x + n, *x2 = x + 2 * (size_t)n, *x3 = x + 3 * (size_t)n;
+    const float *s0 = x_scale, *s1 = s0 + groups, *s2 = s1 + groups, *s3 = s2 + groups;
     out[0] = out[1] = out[2] = out[3] = 0.0f;
     for (int b = 0; b < groups; b++) {
-        const int8_t *wb = w + (size_t)b * g, *xb = x + (size_t)b * g;
-        int32_t isum[4] = {0, 0, 0, 0};
+        size_t o = (size_t)b * g;
+        int32_t i0 = 0, i1 = 0, i2 = 0, i3 = 0;
         for (int j = 0; j < g; j++) {
-            int32_t wj = wb[j];
-            for (int u = 0; u < 4; u++) isum[u] += wj * xb[(size_t)u * n + j];
+            int32_t wj = w[o + j];
+            i0 += wj * x0[o + j];
+            i1 += wj * x1[o + j];
+            i2 += wj * x2[o + j];
+            i3 += wj * x3[o + j];
         }
-        for (int u = 0; u < 4; u++) out[u] += (float)isum[u] * w_scale[b] * x_scale[u * groups + b];
+        float ws = w_scale[b];
+        out[0] += (float)i0 * ws * s0[b];
+        out[1] += (float)i1 * ws * s1[b];
+        out[2] += (float)i2 * ws * s2[b];
+        out[3] += (float)i3 * ws * s3[b];
     }
 }
 
