@@ -13,30 +13,7 @@ FIX=tests/fixtures
 CC=${CC:-cc}
 TEST_CFLAGS="-O2 -g -std=c11 -Wall -Wextra -Wno-unused-function -D_POSIX_C_SOURCE=200809L -fopenmp ${SANITIZE:-}"
 mkdir -p "$BUILD"
-passed=0 failed=0 skipped=0
-
-# Runs a command and counts the "ok"/"FAIL"/"SKIP" lines it prints; a command that
-# exits non-zero without printing a FAIL line counts as one failure.
-count() {
-    local out status
-    out=$("$@" 2>&1)
-    status=$?
-    printf '%s\n' "$out" | grep -E '^(ok|FAIL|SKIP|    )' || true
-    local p f s
-    p=$(printf '%s\n' "$out" | grep -c '^ok ')
-    f=$(printf '%s\n' "$out" | grep -c '^FAIL')
-    s=$(printf '%s\n' "$out" | grep -c '^SKIP')
-    if [ "$status" -ne 0 ] && [ "$f" -eq 0 ]; then
-        printf '%s\n' "$out" | tail -n 5 | sed 's/^/    /'
-        echo "FAIL $* exited with status $status"
-        f=1
-    fi
-    passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
-}
-
-ok() { echo "ok $*"; passed=$((passed + 1)); }
-fail() { echo "FAIL $*"; failed=$((failed + 1)); }
-skip() { echo "SKIP $*"; skipped=$((skipped + 1)); }
+source tests/lib.sh
 
 # Runs ./run expecting failure: a non-zero exit, no crash (status >= 128 = a signal,
 # sanitizers exit with their own code and a report), and a message containing $1.

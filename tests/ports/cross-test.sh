@@ -49,32 +49,13 @@ CC="$TRIPLE-gcc"
 WARN=${WARN:--std=c11 -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wno-sign-conversion -D_POSIX_C_SOURCE=200809L -D_FILE_OFFSET_BITS=64}
 CFLAGS="-O2 -ffp-contract=fast ${ARCH_FLAGS:-} $WARN -fopenmp"
 export OMP_NUM_THREADS=2
-passed=0 failed=0 skipped=0
-ok() { echo "ok [$ARCH] $*"; passed=$((passed + 1)); }
-fail() { echo "FAIL [$ARCH] $*"; failed=$((failed + 1)); }
+TAG="[$ARCH] "
+source tests/lib.sh
 step_start=$SECONDS
 step() {  # prints the time the previous step took, then the next step's name
     echo "   ($((SECONDS - step_start)) s)"
     step_start=$SECONDS
     echo "== [$ARCH] $*"
-}
-
-# Runs a command and counts the "ok"/"FAIL"/"SKIP" lines it prints (as tests/run_tests.sh);
-# a command that exits non-zero without printing a FAIL line counts as one failure.
-count() {
-    local out status p f s
-    out=$("$@" 2>&1)
-    status=$?
-    printf '%s\n' "$out" | grep -E '^(ok|FAIL|SKIP|    )' || true
-    p=$(printf '%s\n' "$out" | grep -c '^ok ')
-    f=$(printf '%s\n' "$out" | grep -c '^FAIL')
-    s=$(printf '%s\n' "$out" | grep -c '^SKIP')
-    if [ "$status" -ne 0 ] && [ "$f" -eq 0 ]; then
-        printf '%s\n' "$out" | tail -n 5 | sed 's/^/    /'
-        echo "FAIL [$ARCH] $* exited with status $status"
-        f=1
-    fi
-    passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
 }
 
 echo "== [$ARCH] install the cross compiler and qemu (if missing)"

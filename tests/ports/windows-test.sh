@@ -26,29 +26,13 @@ CC=x86_64-w64-mingw32-gcc
 WARN=${WARN:--std=c11 -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wno-sign-conversion -D_POSIX_C_SOURCE=200809L -D_FILE_OFFSET_BITS=64}
 CFLAGS="-O2 -ffp-contract=fast $WARN -fopenmp -static"
 export OMP_NUM_THREADS=2 WINEDEBUG=-all WINEPREFIX=${WINEPREFIX:-${TMPDIR:-/tmp}/run.c-wine}
-passed=0 failed=0 skipped=0
-ok() { echo "ok [windows] $*"; passed=$((passed + 1)); }
-fail() { echo "FAIL [windows] $*"; failed=$((failed + 1)); }
+TAG="[windows] "
+source tests/lib.sh
 step_start=$SECONDS
 step() {
     echo "   ($((SECONDS - step_start)) s)"
     step_start=$SECONDS
     echo "== [windows] $*"
-}
-count() {  # as tests/run_tests.sh: counts the ok/FAIL/SKIP lines of a command
-    local out status p f s
-    out=$("$@" 2>&1)
-    status=$?
-    printf '%s\n' "$out" | grep -E '^(ok|FAIL|SKIP|    )' || true
-    p=$(printf '%s\n' "$out" | grep -c '^ok ')
-    f=$(printf '%s\n' "$out" | grep -c '^FAIL')
-    s=$(printf '%s\n' "$out" | grep -c '^SKIP')
-    if [ "$status" -ne 0 ] && [ "$f" -eq 0 ]; then
-        printf '%s\n' "$out" | tail -n 5 | sed 's/^/    /'
-        echo "FAIL [windows] $* exited with status $status"
-        f=1
-    fi
-    passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
 }
 
 echo "== [windows] install mingw-w64 and wine (if missing)"
