@@ -92,39 +92,11 @@ build run run.c
 for t in test_units test_model test_tokenizer; do build $t tests/$t.c -Wno-unused-function; done
 command -v file >/dev/null && file -b "$BUILD/run" | cut -d, -f1-2
 
-step "export the fixtures (natively: one file for every platform)"
-MODELS="tiny-smollm2 tiny-untied-mha-f32 tiny-mqa-f16 tiny-llama3 tiny-qwen2"
-for m in $MODELS; do
-    if ./export -q "$FIX/hf/$m" "$BUILD/$m.bin" 2>"$BUILD/$m.export.log" &&
-        ./export -q --dtype q8_0 "$FIX/hf/$m" "$BUILD/$m-q8_0.bin" 2>>"$BUILD/$m.export.log"; then
-        ok "export $m (f32, q8_0)"
-    else
-        fail "export $m: $(cat "$BUILD/$m.export.log")"
-    fi
-done
-python3 tests/chat_renderings.py "$FIX/chat_templates/renderings.json" "$FIX/tokenizers/real-smollm2/cases.json" \
-    >"$BUILD/renderings.tsv"
-
-step "units under $QEMU"
-count "${RUNQ[@]}" "$BUILD/test_units" "$BUILD/renderings.tsv"
-
-step "golden: logits and greedy ids against Hugging Face, under $QEMU"
-for m in $MODELS; do
-    count "${RUNQ[@]}" "$BUILD/test_model" "$BUILD/$m.bin" "$FIX/hf/$m"
-    count "${RUNQ[@]}" "$BUILD/test_model" "$BUILD/$m-q8_0.bin" "$FIX/hf/$m" consistency
-done
-
-step "tokenizer against Hugging Face tokenizers, under $QEMU"
-count "${RUNQ[@]}" "$BUILD/test_tokenizer" "$BUILD/tiny-smollm2.bin" "$FIX/tokenizers/tiny-gpt2"
-count "${RUNQ[@]}" "$BUILD/test_tokenizer" "$BUILD/tiny-llama3.bin" "$FIX/tokenizers/tiny-llama3"
-count "${RUNQ[@]}" "$BUILD/test_tokenizer" "$BUILD/tiny-qwen2.bin" "$FIX/tokenizers/tiny-qwen2"
-
-step "golden through the command line (tokenize, generate, chat, --dump-logits), ./run under $QEMU"
 wrapper="$BUILD/run-qemu"
 printf '#!/bin/sh\nexec %s -L /usr/%s "%s" "$@"\n' "$QEMU" "$TRIPLE" "$PWD/$BUILD/run" >"$wrapper"
 chmod +x "$wrapper"
-for m in $MODELS; do count python3 tests/cli_golden.py "$wrapper" "$BUILD/$m.bin" "$FIX/hf/$m" "$BUILD"; done
-if out=$("$wrapper" "$BUILD/tiny-smollm2.bin" --verify 2>&1); then ok "--verify: $out"; else fail "--verify: $out"; fi
+source tests/ports/golden.sh
+golden_tests "" "$QEMU" "$wrapper" "${RUNQ[@]}"
 
 if [ "$BITS" = 32 ]; then
     step "32-bit host: model files of 4 GB or more"

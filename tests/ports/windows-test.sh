@@ -82,39 +82,11 @@ step "start wine ($($WINE --version 2>/dev/null), prefix $WINEPREFIX)"
 trap '"$WINESERVER" -k 2>/dev/null' EXIT
 "$WINE" cmd /c exit >/dev/null 2>&1 || true
 
-step "export the fixtures (natively: one file for every platform)"
-MODELS="tiny-smollm2 tiny-untied-mha-f32 tiny-mqa-f16 tiny-llama3 tiny-qwen2"
-for m in $MODELS; do
-    if ./export -q "$FIX/hf/$m" "$BUILD/$m.bin" 2>"$BUILD/$m.export.log" &&
-        ./export -q --dtype q8_0 "$FIX/hf/$m" "$BUILD/$m-q8_0.bin" 2>>"$BUILD/$m.export.log"; then
-        ok "export $m (f32, q8_0)"
-    else
-        fail "export $m: $(cat "$BUILD/$m.export.log")"
-    fi
-done
-python3 tests/chat_renderings.py "$FIX/chat_templates/renderings.json" "$FIX/tokenizers/real-smollm2/cases.json" \
-    >"$BUILD/renderings.tsv"
-
-step "units under wine"
-count "$WINE" "$BUILD/test_units.exe" "$BUILD/renderings.tsv"
-
-step "golden: logits and greedy ids against Hugging Face, under wine"
-for m in $MODELS; do
-    count "$WINE" "$BUILD/test_model.exe" "$BUILD/$m.bin" "$FIX/hf/$m"
-    count "$WINE" "$BUILD/test_model.exe" "$BUILD/$m-q8_0.bin" "$FIX/hf/$m" consistency
-done
-
-step "tokenizer against Hugging Face tokenizers, under wine"
-count "$WINE" "$BUILD/test_tokenizer.exe" "$BUILD/tiny-smollm2.bin" "$FIX/tokenizers/tiny-gpt2"
-count "$WINE" "$BUILD/test_tokenizer.exe" "$BUILD/tiny-llama3.bin" "$FIX/tokenizers/tiny-llama3"
-count "$WINE" "$BUILD/test_tokenizer.exe" "$BUILD/tiny-qwen2.bin" "$FIX/tokenizers/tiny-qwen2"
-
-step "golden through the command line (tokenize, generate, chat, --dump-logits), run.exe under wine"
 wrapper="$BUILD/run-wine"
 printf '#!/bin/sh\nexec "%s" "%s" "$@"\n' "$WINE" "$PWD/$BUILD/run.exe" >"$wrapper"
 chmod +x "$wrapper"
-for m in $MODELS; do count python3 tests/cli_golden.py "$wrapper" "$BUILD/$m.bin" "$FIX/hf/$m" "$BUILD"; done
-if out=$("$wrapper" "$BUILD/tiny-smollm2.bin" --verify 2>&1); then ok "--verify: $out"; else fail "--verify: $out"; fi
+source tests/ports/golden.sh
+golden_tests .exe wine "$wrapper" "$WINE"
 out=$("$wrapper" "$BUILD/tiny-smollm2.bin" -m generate -i "Once upon" -n 4 -t 0 --stats json 2>&1 >/dev/null)
 if grep -qE '"peak_rss_mb": [1-9]' <<<"$out"; then ok "--stats json reports the peak memory: $out"; else fail "--stats json: $out"; fi
 
