@@ -3,7 +3,13 @@
 
 Reads shared/fixtures/chat_templates/renderings.json (official Llama 3.2 and Qwen2.5
 templates) and the `chat` cases of tokenizers/*/cases.json (SmolLM2's template), keeps
-the add_generation_prompt=True renderings, and writes one line per conversation:
+the add_generation_prompt=True renderings, and writes one line per conversation.
+Provenance: renderings.json was made by transformers' apply_chat_template (see
+tests/fixtures/README.md) from the official templates as llama.cpp keeps them for its
+template tests (models/templates/meta-llama-Llama-3.2-3B-Instruct.jinja, which the
+1B Instruct model shares, and Qwen-Qwen2.5-7B-Instruct.jinja, shared by 0.5B, at
+llama.cpp c392e509; copies in shared/data/chat_templates/); SmolLM2's template is the one
+in HuggingFaceTB/SmolLM2-135M-Instruct's tokenizer_config.json. The columns:
 name, template kind, default system prompt, system prompt ('-' = none), user turns,
 assistant answers (comma-separated lists), rendering; texts as hex UTF-8.
 """
