@@ -8,8 +8,11 @@
 //   2. the neural-net blocks: rmsnorm, matmul, rope, softmax, swiglu
 //   3. the forward pass with its KV cache
 //   4. the sampler: greedy, temperature, top-k, top-p
-//   5. generation and chat: prompts, chat templates, streaming UTF-8, statistics
+//   5. generation and chat: prompts, chat templates, streaming UTF-8, statistics; then
+//      evaluation: perplexity, classification with a report, batches of prompts
 //   6. the command line
+//
+// (Before them: errors, and the few lines that differ between POSIX and Windows.)
 //
 // Build: `make` (OpenMP) or `make noomp`; results are identical either way.
 
