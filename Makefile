@@ -82,6 +82,7 @@ help:
 	@echo "make            build ./run (OpenMP)"
 	@echo "make noomp      build ./run without OpenMP"
 	@echo "make demo       download and export SmolLM2-135M-Instruct, then ask it a question"
+	@echo "make bench      speed of f32 and q8_0 on SmolLM2-135M shapes against the memory bandwidth"
 	@echo "make test       run the test suite"
 	@echo "make check-asan run the test suite under ASan + UBSan"
 	@echo "make check-valgrind  generate and chat under valgrind memcheck"
