@@ -1202,10 +1202,12 @@ typedef struct {
 
 enum { STATS_TEXT, STATS_JSON, STATS_OFF };
 
+// tokens per second (0 when nothing was timed)
+static double rate(int tokens, double seconds) { return seconds > 0 ? tokens / seconds : 0.0; }
+
 static void print_stats(const Stats *st, int mode) {
     if (mode == STATS_OFF) return;
-    double prefill = st->prefill_s > 0 ? st->prompt_tokens / st->prefill_s : 0;
-    double gen = st->gen_s > 0 ? st->new_tokens / st->gen_s : 0;
+    double prefill = rate(st->prompt_tokens, st->prefill_s), gen = rate(st->new_tokens, st->gen_s);
     if (mode == STATS_JSON)
         fprintf(stderr, "{\"prompt_tokens\": %d, \"prefill_tok_s\": %.2f, \"new_tokens\": %d, "
                 "\"gen_tok_s\": %.2f, \"ttft_ms\": %.2f, \"peak_rss_mb\": %.1f}\n",
@@ -1700,6 +1702,9 @@ static void classify(Session *ss, const char *path, const ClassifyOptions *co, F
         if (m->gen.eot_id >= 0) label_ids[l][label_len[l]++] = m->gen.eot_id;  // encode left room
     }
 
+    int longest = 0;  // the longest label (with its end-of-turn token), for the context check
+    for (int l = 0; l < n_labels; l++) longest = label_len[l] > longest ? label_len[l] : longest;
+
     char date[32];
     today(date, sizeof(date));
     char **pred = xcalloc((size_t)n, sizeof(char *));
@@ -1712,8 +1717,6 @@ static void classify(Session *ss, const char *path, const ClassifyOptions *co, F
         int n_prompt;
         int *ids = encode_single_turn(m, co->system, user.data, date, &n_prompt);
         if (!ids) fatal("%s: row %d is not valid UTF-8", path, i + 1);
-        int longest = 0;
-        for (int l = 0; l < n_labels; l++) longest = label_len[l] > longest ? label_len[l] : longest;
         int need = n_prompt + (co->free_answer ? (co->max_new_tokens > 0 ? co->max_new_tokens : 1) : longest);
         if (need > ss->state.seq_len)
             fatal("%s: row %d needs %d tokens, more than the context (%d; see -c)", path, i + 1, need, ss->state.seq_len);
@@ -1943,8 +1946,7 @@ static void batch(Session *ss, const char *path, int chat_mode, const char *syst
         write_json_string(stdout, answer.data, answer.len);
         printf(", \"prompt_tokens\": %d, \"reused_tokens\": %d, \"new_tokens\": %d, \"prefill_tok_s\": %.2f, "
                "\"gen_tok_s\": %.2f, \"ttft_ms\": %.2f}\n", n, reused, st->new_tokens,
-               st->prefill_s > 0 ? st->prompt_tokens / st->prefill_s : 0.0,
-               st->gen_s > 0 ? st->new_tokens / st->gen_s : 0.0, st->ttft_s * 1e3);
+               rate(st->prompt_tokens, st->prefill_s), rate(st->new_tokens, st->gen_s), st->ttft_s * 1e3);
         flush_or_exit(stdout);
         free(ids);
     }
