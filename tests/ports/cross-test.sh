@@ -51,13 +51,7 @@ CFLAGS="-O2 -ffp-contract=fast ${ARCH_FLAGS:-} $WARN -fopenmp"
 export OMP_NUM_THREADS=2
 TAG="[$ARCH] "
 source tests/lib.sh
-step_start=$SECONDS
-step() {  # prints the time the previous step took, then the next step's name
-    echo "   ($((SECONDS - step_start)) s)"
-    step_start=$SECONDS
-    echo "== [$ARCH] $*"
-}
-
+source tests/ports/common.sh
 echo "== [$ARCH] install the cross compiler and qemu (if missing)"
 need=()
 command -v "$CC" >/dev/null || need+=("gcc-$TRIPLE")
@@ -65,28 +59,11 @@ command -v "$CC" >/dev/null || need+=("gcc-$TRIPLE")
 [ -f "/usr/$TRIPLE/lib/libgomp.so.1" ] || need+=("libgomp1-$DEB-cross")
 command -v "$QEMU" >/dev/null || need+=(qemu-user)
 command -v python3 >/dev/null || need+=(python3)
-if [ ${#need[@]} -gt 0 ]; then
-    echo "apt-get install ${need[*]}"
-    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"; } >/dev/null ||
-        { fail "cannot install ${need[*]}"; echo "0 passed, 1 failed, 0 skipped"; exit 1; }
-fi
+install_missing "${need[@]}"
 RUNQ=("$QEMU" -L "/usr/$TRIPLE")
 
 step "build for $TRIPLE ($($CC -dumpfullversion), $($QEMU --version | head -n 1))"
 mkdir -p "$BUILD"
-build() {  # output source [extra flags]
-    local out=$1 src=$2 log
-    shift 2
-    # shellcheck disable=SC2086
-    if ! log=$($CC $CFLAGS "$@" -o "$BUILD/$out" "$src" -lm 2>&1); then
-        fail "build $out: $log"
-        return 1
-    fi
-    # (the linker's note on libgomp's dlopen in a static program: not about our code)
-    log=$(grep -v -e "in function \`goacc_profiling_initialize'" -e "Using 'dlopen' in statically linked" <<<"$log")
-    if [ -n "$log" ]; then fail "build $out: warnings"; printf '%s\n' "$log" | head -n 20; return 0; fi
-    ok "build $out with $CC, no warnings"
-}
 build run run.c
 # The test programs include run.c and use only part of it.
 for t in test_units test_model test_tokenizer; do build $t tests/$t.c -Wno-unused-function; done
@@ -95,7 +72,6 @@ command -v file >/dev/null && file -b "$BUILD/run" | cut -d, -f1-2
 wrapper="$BUILD/run-qemu"
 printf '#!/bin/sh\nexec %s -L /usr/%s "%s" "$@"\n' "$QEMU" "$TRIPLE" "$PWD/$BUILD/run" >"$wrapper"
 chmod +x "$wrapper"
-source tests/ports/golden.sh
 golden_tests "" "$QEMU" "$wrapper" "${RUNQ[@]}"
 
 if [ "$BITS" = 32 ]; then

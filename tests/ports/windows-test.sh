@@ -28,13 +28,7 @@ CFLAGS="-O2 -ffp-contract=fast $WARN -fopenmp -static"
 export OMP_NUM_THREADS=2 WINEDEBUG=-all WINEPREFIX=${WINEPREFIX:-${TMPDIR:-/tmp}/run.c-wine}
 TAG="[windows] "
 source tests/lib.sh
-step_start=$SECONDS
-step() {
-    echo "   ($((SECONDS - step_start)) s)"
-    step_start=$SECONDS
-    echo "== [windows] $*"
-}
-
+source tests/ports/common.sh
 echo "== [windows] install mingw-w64 and wine (if missing)"
 WINE=$(command -v wine64 || command -v wine || echo /usr/lib/wine/wine64)
 WINESERVER=$(command -v wineserver || echo /usr/lib/wine/wineserver64)
@@ -42,25 +36,10 @@ need=()
 command -v "$CC" >/dev/null || need+=(gcc-mingw-w64-x86-64)
 [ $BUILD_ONLY = 1 ] || [ -x "$WINE" ] || need+=(wine64)
 command -v python3 >/dev/null || need+=(python3)
-if [ ${#need[@]} -gt 0 ]; then
-    echo "apt-get install ${need[*]}"
-    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"; } >/dev/null ||
-        { fail "cannot install ${need[*]}"; echo "0 passed, 1 failed, 0 skipped"; exit 1; }
-fi
+install_missing "${need[@]}"
 
 step "build for x86_64 Windows ($CC $($CC -dumpfullversion))"
 mkdir -p "$BUILD"
-build() {  # output source [extra flags]
-    local out=$1 src=$2 log
-    shift 2
-    # shellcheck disable=SC2086
-    if ! log=$($CC $CFLAGS "$@" -o "$BUILD/$out" "$src" -lm 2>&1); then
-        fail "build $out: $log"
-        return 1
-    fi
-    if [ -n "$log" ]; then fail "build $out: warnings"; printf '%s\n' "$log" | head -n 20; return 0; fi
-    ok "build $out, no warnings"
-}
 build run.exe run.c
 for t in test_units test_model test_tokenizer; do build $t.exe tests/$t.c -Wno-unused-function; done
 command -v file >/dev/null && file -b "$BUILD/run.exe" | cut -d, -f1-2
@@ -85,7 +64,6 @@ trap '"$WINESERVER" -k 2>/dev/null' EXIT
 wrapper="$BUILD/run-wine"
 printf '#!/bin/sh\nexec "%s" "%s" "$@"\n' "$WINE" "$PWD/$BUILD/run.exe" >"$wrapper"
 chmod +x "$wrapper"
-source tests/ports/golden.sh
 golden_tests .exe wine "$wrapper" "$WINE"
 out=$("$wrapper" "$BUILD/tiny-smollm2.bin" -m generate -i "Once upon" -n 4 -t 0 --stats json 2>&1 >/dev/null)
 if grep -qE '"peak_rss_mb": [1-9]' <<<"$out"; then ok "--stats json reports the peak memory: $out"; else fail "--stats json: $out"; fi

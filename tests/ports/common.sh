@@ -1,11 +1,45 @@
-# The golden tests on another platform (sourced by cross-test.sh and windows-test.sh):
+# What the cross tests and the Windows test share (sourced by cross-test.sh and
+# windows-test.sh, after tests/lib.sh; TAG names the platform, e.g. "[s390x] ").
+
+step_start=$SECONDS
+step() {  # prints the time the previous step took, then the next step's name
+    echo "   ($((SECONDS - step_start)) s)"
+    step_start=$SECONDS
+    echo "== $TAG$*"
+}
+
+# Installs the Debian packages given, if any (apt-get update first); exits on failure.
+install_missing() {
+    [ $# -gt 0 ] || return 0
+    echo "apt-get install $*"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"; } >/dev/null ||
+        { fail "cannot install $*"; echo "0 passed, 1 failed, 0 skipped"; exit 1; }
+}
+
+# build OUT SOURCE [FLAGS...]: compiles SOURCE into $BUILD/OUT with $CC $CFLAGS; a
+# warning is a failure.
+build() {
+    local out=$1 src=$2 log
+    shift 2
+    # shellcheck disable=SC2086
+    if ! log=$($CC $CFLAGS "$@" -o "$BUILD/$out" "$src" -lm 2>&1); then
+        fail "build $out: $log"
+        return 1
+    fi
+    # (the linker's note on libgomp's dlopen in a static program: not about our code)
+    log=$(grep -v -e "in function \`goacc_profiling_initialize'" -e "Using 'dlopen' in statically linked" <<<"$log")
+    if [ -n "$log" ]; then fail "build $out: warnings"; printf '%s\n' "$log" | head -n 20; return 0; fi
+    ok "build $out with $CC, no warnings"
+}
+
+# The golden tests on another platform:
 #
 #   golden_tests EXE WHERE RUN RUNNER...
 #
 # exports the fixtures natively (the model file is the same for every platform), then
 # runs the test programs tests/build/.../test_*EXE through RUNNER... (qemu, wine) and the
 # command-line golden tests with RUN, a script that runs that platform's ./run. WHERE
-# names the runner in the step titles. Needs BUILD, FIX, step() and tests/lib.sh.
+# names the runner in the step titles. Needs BUILD and FIX.
 golden_tests() {
     local exe=$1 where=$2 run=$3 m
     shift 3
