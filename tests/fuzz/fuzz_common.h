@@ -18,6 +18,7 @@
 #define TESTING
 #define FUZZING
 #include "../../run.c"
+#include "../test_util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,21 +59,7 @@ static void load_models(void) {
 }
 
 // ----------------------------------------------------------------------------
-// Growable buffers
-
-typedef struct {
-    int *v;
-    size_t n, cap;
-} Ints;
-
-static void ints_push(Ints *a, int x) {
-    if (a->n == a->cap) {
-        a->cap = a->cap ? 2 * a->cap : 64;
-        a->v = realloc(a->v, a->cap * sizeof(int));
-        CHECK(a->v, "out of memory");
-    }
-    a->v[a->n++] = x;
-}
+// Growable buffers: IntList (int ids) from tests/test_util.h
 
 // ----------------------------------------------------------------------------
 // UTF-8, independently of tokenizer.c: Unicode Table 3-7, "well-formed UTF-8 byte
@@ -127,11 +114,11 @@ typedef struct {
     size_t start, len;
 } NaiveSymbol;
 
-static void naive_bpe_word(const Tokenizer *t, const char *s, size_t n, Ints *out) {
+static void naive_bpe_word(const Tokenizer *t, const char *s, size_t n, IntList *out) {
     if (t->spec.ignore_merges) {
         int id = piece_lookup(t, s, n);
         if (id >= 0) {
-            ints_push(out, id);
+            intlist_push(out, id);
             return;
         }
     }
@@ -150,11 +137,11 @@ static void naive_bpe_word(const Tokenizer *t, const char *s, size_t n, Ints *ou
         memmove(sym + best + 1, sym + best + 2, (count - (size_t)best - 2) * sizeof(NaiveSymbol));
         count--;
     }
-    for (size_t i = 0; i < count; i++) ints_push(out, sym[i].id);
+    for (size_t i = 0; i < count; i++) intlist_push(out, sym[i].id);
     free(sym);
 }
 
-static void naive_sentencepiece(const Tokenizer *t, const char *s, size_t n, Ints *out) {
+static void naive_sentencepiece(const Tokenizer *t, const char *s, size_t n, IntList *out) {
     NaiveSymbol *sym = malloc((n + 1) * sizeof(NaiveSymbol));
     size_t count = 0;
     for (size_t p = 0; p < n;) {
@@ -178,9 +165,9 @@ static void naive_sentencepiece(const Tokenizer *t, const char *s, size_t n, Int
         count--;
     }
     for (size_t i = 0; i < count; i++) {
-        if (sym[i].id >= 0) ints_push(out, sym[i].id);
+        if (sym[i].id >= 0) intlist_push(out, sym[i].id);
         else
-            for (size_t k = 0; k < sym[i].len; k++) ints_push(out, t->byte_token[(unsigned char)s[sym[i].start + k]]);
+            for (size_t k = 0; k < sym[i].len; k++) intlist_push(out, t->byte_token[(unsigned char)s[sym[i].start + k]]);
     }
     free(sym);
 }
@@ -188,7 +175,7 @@ static void naive_sentencepiece(const Tokenizer *t, const char *s, size_t n, Int
 // One stretch of text between added tokens: normalize, pre-tokenize, merge. Appends
 // the ids to out (if not NULL: the merging is skipped then) and the text that decoding
 // them must give to expect.
-static void naive_segment(const Tokenizer *t, const char *s, size_t n, Ints *out, Text *expect) {
+static void naive_segment(const Tokenizer *t, const char *s, size_t n, IntList *out, Text *expect) {
     if (n == 0) return;
     char *normalized = NULL;
     if (t->spec.normalizer == NORM_NFC) {
@@ -222,7 +209,7 @@ static void naive_segment(const Tokenizer *t, const char *s, size_t n, Ints *out
     free(normalized);
 }
 
-static void naive_encode(const Tokenizer *t, const char *text, size_t n, Ints *out, Text *expect) {
+static void naive_encode(const Tokenizer *t, const char *text, size_t n, IntList *out, Text *expect) {
     Text escaped = {0};
     if (t->spec.type == TOKENIZER_SENTENCEPIECE && n > 0) {   // the dummy prefix; '▁' is a space
         text_puts(&escaped, " ");
@@ -236,14 +223,14 @@ static void naive_encode(const Tokenizer *t, const char *text, size_t n, Ints *o
         }
         text = escaped.data, n = escaped.len;
     }
-    Ints added = {0};   // the added tokens, in id order
+    IntList added = {0};   // the added tokens, in id order
     for (int id = 0; id < t->spec.vocab_size; id++)
-        if (t->spec.tokens[id].flags & TOKEN_ADDED) ints_push(&added, id);
+        if (t->spec.tokens[id].flags & TOKEN_ADDED) intlist_push(&added, id);
     size_t segment = 0;
     for (size_t p = 0; p < n;) {   // leftmost-longest added token, lowest id on a tie
         int best = -1;
         size_t best_len = 0;
-        for (size_t a = 0; a < added.n; a++) {
+        for (int a = 0; a < added.n; a++) {
             int id = added.v[a];
             const TokenRecord *r = &t->spec.tokens[id];
             if (r->bytes <= best_len || r->bytes > n - p) continue;
@@ -254,13 +241,13 @@ static void naive_encode(const Tokenizer *t, const char *text, size_t n, Ints *o
             continue;
         }
         naive_segment(t, text + segment, p - segment, out, expect);
-        if (out) ints_push(out, best);
+        if (out) intlist_push(out, best);
         text_append(expect, text + p, best_len);
         p += best_len;
         segment = p;
     }
     naive_segment(t, text + segment, n - segment, out, expect);
-    free(added.v);
+    intlist_free(&added);
     text_free(&escaped);
 }
 
@@ -284,7 +271,7 @@ static int check_encode(const Tokenizer *t, const char *text, size_t n, size_t n
 
         // decode: the ids give back the text (as normalized, without the bytes the
         // vocab has no token for, with SentencePiece's dummy prefix)
-        Ints expect_ids = {0};
+        IntList expect_ids = {0};
         Text expect = {0}, got = {0};
         naive_encode(t, text, n, n <= naive_limit ? &expect_ids : NULL, &expect);
         for (int i = 0; i < k; i++) {
@@ -295,7 +282,7 @@ static int check_encode(const Tokenizer *t, const char *text, size_t n, size_t n
         CHECK(got.len == expect.len && memcmp(got.data ? got.data : "", expect.data ? expect.data : "", got.len) == 0,
               "decode(encode(text)) is not the text (%zu bytes, expected %zu)", got.len, expect.len);
         if (n <= naive_limit) {
-            CHECK(expect_ids.n == (size_t)k, "%d ids, the naive encoder gives %zu", k, expect_ids.n);
+            CHECK(expect_ids.n == k, "%d ids, the naive encoder gives %d", k, expect_ids.n);
             for (int i = 0; i < k; i++)
                 CHECK(ids[i] == expect_ids.v[i], "id %d is %d, the naive encoder gives %d", i, ids[i], expect_ids.v[i]);
         }
@@ -307,7 +294,7 @@ static int check_encode(const Tokenizer *t, const char *text, size_t n, size_t n
             int strips = !(t->spec.tokens[ids[0]].flags & TOKEN_BYTE) && len0 > 0 && first[0] == ' ';
             CHECK(len == len0 - (size_t)strips, "decode after BOS: %zu bytes, expected %zu", len, len0 - (size_t)strips);
         }
-        free(expect_ids.v);
+        intlist_free(&expect_ids);
         text_free(&expect);
         text_free(&got);
     }
