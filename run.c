@@ -567,8 +567,11 @@ static void rmsnorm(float *out, const float *x, const float *weight, int n, floa
 }
 
 // Quantizes x (n values) in groups of g for the q8_0 matmul: per group,
-// scale = max|x| / 127 and q = round(x / scale), so x ~= q * scale.
-static void quantize_q8(int8_t *q, float *s, const float *x, int n, int g) {
+// scale = max|x| / 127 and q = round(x / scale), so x ~= q * scale. The q are int8
+// values kept in int16: an int8 weight times an int16 activation summed into int32 is
+// the pattern compilers turn into 16-bit multiply-add instructions (x86 vpmaddwd or
+// vpdpwssd, Arm smlal), twice as fast as widening two int8 operands every time.
+static void quantize_q8(int16_t *q, float *s, const float *x, int n, int g) {
     for (int b = 0; b < n / g; b++) {
         const float *xb = x + (size_t)b * g;
         float amax = 0.0f;
@@ -581,14 +584,16 @@ static void quantize_q8(int8_t *q, float *s, const float *x, int n, int g) {
             // scale that underflows would make the float -> int conversion undefined
             // behaviour. Found by tests/fuzz/fuzz_load.c.
             v = v > 127.0f ? 127.0f : v < -127.0f ? -127.0f : v == v ? v : 0.0f;
-            q[(size_t)b * g + i] = (int8_t)(v >= 0.0f ? (int)(v + 0.5f) : (int)(v - 0.5f));
+            q[(size_t)b * g + i] = (int16_t)(v >= 0.0f ? (int)(v + 0.5f) : (int)(v - 0.5f));
         }
     }
 }
 
-// Loops with less work than this many multiply-adds run on one thread: waking the
-// other threads would cost more than it saves (and far more on a busy machine).
-#define PARALLEL_WORK (1 << 18)
+// Loops with less work than this many multiply-adds run on one thread: starting a
+// parallel loop costs about a microsecond, the time of some 10^4 multiply-adds. Above
+// it, even small loops (attention over a short context) are worth sharing: whatever
+// one thread does alone, the others wait for.
+#define PARALLEL_WORK (1 << 14)
 
 // Weight rows per tile in matmul (see there).
 #define ROW_TILE 16
@@ -648,22 +653,23 @@ static void dot4(float out[4], const float *w, const float *x, int n) {
 // values with one scale each:
 //   w . x = sum over groups of (integer dot product of the group) * w_scale * x_scale
 // Integer sums are exact, so the compiler may vectorise them in any order.
-static inline float dot_q8(const int8_t *w, const float *w_scale, const int8_t *x, const float *x_scale, int n, int g) {
+static inline float dot_q8(const int8_t *w, const float *w_scale, const int16_t *x, const float *x_scale, int n, int g) {
     float sum = 0.0f;
     for (int b = 0; b < n / g; b++) {
-        const int8_t *wb = w + (size_t)b * g, *xb = x + (size_t)b * g;
+        const int8_t *wb = w + (size_t)b * g;
+        const int16_t *xb = x + (size_t)b * g;
         int32_t isum = 0;
-        for (int j = 0; j < g; j++) isum += (int32_t)wb[j] * (int32_t)xb[j];
+        for (int j = 0; j < g; j++) isum += wb[j] * xb[j];
         sum += (float)isum * w_scale[b] * x_scale[b];
     }
     return sum;
 }
 
 // dot_q8 of one row with four token rows at once (see dot4), with identical results.
-static void dot4_q8(float out[4], const int8_t *w, const float *w_scale, const int8_t *x, const float *x_scale,
+static void dot4_q8(float out[4], const int8_t *w, const float *w_scale, const int16_t *x, const float *x_scale,
                     int n, int g) {
     int groups = n / g;
-    const int8_t *x0 = x, *x1 = x + n, *x2 = x + 2 * (size_t)n, *x3 = x + 3 * (size_t)n;
+    const int16_t *x0 = x, *x1 = x + n, *x2 = x + 2 * (size_t)n, *x3 = x + 3 * (size_t)n;
     const float *s0 = x_scale, *s1 = s0 + groups, *s2 = s1 + groups, *s3 = s2 + groups;
     out[0] = out[1] = out[2] = out[3] = 0.0f;
     for (int b = 0; b < groups; b++) {
@@ -684,23 +690,46 @@ static void dot4_q8(float out[4], const int8_t *w, const float *w_scale, const i
     }
 }
 
-// out = x W^T for a block of n tokens: x (n, cols), W (rows, cols), out (n, rows).
-// This is where almost all the time goes. Generating (n = 1) reads every weight once
-// per token, so its speed is the memory bandwidth; the prompt goes through in blocks
-// of tokens, and each weight row, read from memory once, serves all n tokens from the
-// cache. For q8_0, x has been quantized into xq/xs (see quantize_q8).
-static void matmul(float *out, const float *x, const int8_t *xq, const float *xs, int n, const Matrix *W) {
-    int rows = W->rows, cols = W->cols, g = W->group_size;
-    // Rows are taken ROW_TILE at a time and, for each group of four tokens, the tile's
-    // rows are run against them: the tile stays in the L2 cache while the four token
-    // rows stay in L1 (with one token, this is the plain row-by-row loop).
-    #pragma omp parallel for schedule(static) if ((int64_t)rows * cols * n >= PARALLEL_WORK)
-    for (int tile = 0; tile < rows; tile += ROW_TILE) {
-        int end = tile + ROW_TILE < rows ? tile + ROW_TILE : rows;
+// One matrix product of a layer: out = x W^T + bias, x (n, cols), W (rows, cols),
+// bias (rows) or NULL, out (n, rows).
+typedef struct {
+    const Matrix *W;
+    const float *bias;
+    float *out;
+} Projection;
+
+static int row_tiles(const Matrix *W) { return (W->rows + ROW_TILE - 1) / ROW_TILE; }
+
+// The projections p[0..count) of the same block of n tokens x: this is where almost all
+// the time goes. Generating (n = 1) reads every weight once per token, so its speed is
+// the memory bandwidth; the prompt goes through in blocks of tokens, and each weight
+// row, read from memory once, serves all n tokens from the cache. For q8_0, x has been
+// quantized into xq/xs (see quantize_q8).
+//
+// Projections of the same input (q, k and v; gate and up) share one parallel loop, so
+// no thread waits for the others between them. The loop runs over tiles of ROW_TILE
+// rows, and for each group of four tokens the tile's rows are run against them: the
+// tile stays in the L2 cache while the four token rows stay in L1 (with one token, this
+// is the plain row-by-row loop). Each thread gets one contiguous run of tiles, which
+// the hardware prefetcher streams from memory best.
+static void matmul(const Projection *p, int count, const float *x, const int16_t *xq, const float *xs, int n) {
+    int tiles = 0;
+    int64_t work = 0;
+    for (int k = 0; k < count; k++) {
+        tiles += row_tiles(p[k].W);
+        work += (int64_t)p[k].W->rows * p[k].W->cols * n;
+    }
+    #pragma omp parallel for schedule(static) if (work >= PARALLEL_WORK)
+    for (int tile = 0; tile < tiles; tile++) {
+        int k = 0, first = tile;  // this tile is tile `first` of projection k
+        while (first >= row_tiles(p[k].W)) first -= row_tiles(p[k].W), k++;
+        const Matrix *W = p[k].W;
+        int rows = W->rows, cols = W->cols, g = W->group_size;
+        int start = first * ROW_TILE, end = start + ROW_TILE < rows ? start + ROW_TILE : rows;
         float o[4];
         for (int t = 0; t < n; t += 4) {
             int four = n - t >= 4;
-            for (int i = tile; i < end; i++) {
+            for (int i = start; i < end; i++) {
                 if (W->w) {
                     const float *row = W->w + (size_t)i * cols;
                     if (four) dot4(o, row, x + (size_t)t * cols, cols);
@@ -712,14 +741,15 @@ static void matmul(float *out, const float *x, const int8_t *xq, const float *xs
                     if (four) dot4_q8(o, row, scale, xq + (size_t)t * cols, xs + (size_t)t * (cols / g), cols, g);
                     else
                         for (int u = 0; u < n - t; u++) {
-                            const int8_t *xu = xq + (size_t)(t + u) * cols;
+                            const int16_t *xu = xq + (size_t)(t + u) * cols;
                             const float *su = xs + (size_t)(t + u) * (cols / g);
                             // g as the constant 64 (the usual group size) lets the compiler
                             // unroll the group loop of the inlined dot_q8: 12% faster
                             o[u] = g == 64 ? dot_q8(row, scale, xu, su, cols, 64) : dot_q8(row, scale, xu, su, cols, g);
                         }
                 }
-                for (int u = 0; u < 4 && t + u < n; u++) out[(size_t)(t + u) * rows + i] = o[u];
+                float b = p[k].bias ? p[k].bias[i] : 0.0f;
+                for (int u = 0; u < 4 && t + u < n; u++) p[k].out[(size_t)(t + u) * rows + i] = o[u] + b;
             }
         }
     }
@@ -812,7 +842,7 @@ typedef struct {
     float *logits;      // (BATCH, vocab_size)
     float *key_cache;   // (n_layers, seq_len, kv_dim)
     float *value_cache; // (n_layers, seq_len, kv_dim)
-    int8_t *xq;         // (BATCH, max(dim, q_dim, hidden_dim)) q8_0 activations
+    int16_t *xq;        // (BATCH, max(dim, q_dim, hidden_dim)) q8_0 activations
     float *xs;          // (BATCH, max(dim, q_dim, hidden_dim)) their scales
     float *inv_freq;    // (head_dim / 2) RoPE frequencies
     float *rope_cos;    // (BATCH, head_dim / 2) cos(pos * inv_freq) of each token
@@ -836,7 +866,7 @@ static void runstate_build(RunState *s, const Config *c, int seq_len) {
     s->logits = xcalloc(BATCH * (size_t)c->vocab_size, sizeof(float));
     s->key_cache = xcalloc(cache, sizeof(float));
     s->value_cache = xcalloc(cache, sizeof(float));
-    s->xq = xcalloc(BATCH * widest, 1);
+    s->xq = xcalloc(BATCH * widest, sizeof(int16_t));
     s->xs = xcalloc(BATCH * widest, sizeof(float));
     s->inv_freq = xcalloc(half, sizeof(float));
     s->rope_cos = xcalloc(BATCH * half, sizeof(float));
@@ -851,16 +881,15 @@ static void runstate_free(RunState *s) {
     memset(s, 0, sizeof(*s));
 }
 
-// out = x W^T (+ bias) for n tokens, quantizing x first when W is stored as q8_0.
-static void linear(float *out, const float *x, int n, const Matrix *W, const float *bias, RunState *s) {
+// The projections p[0..count) of the same n tokens x (n, cols), quantizing x first when
+// the weights are stored as q8_0 (all matrices of a file have the same storage type).
+static void linear(const Projection *p, int count, const float *x, int n, RunState *s) {
+    const Matrix *W = p[0].W;
     if (W->q)
         for (int t = 0; t < n; t++)
             quantize_q8(s->xq + (size_t)t * W->cols, s->xs + (size_t)t * (W->cols / W->group_size),
                         x + (size_t)t * W->cols, W->cols, W->group_size);
-    matmul(out, x, s->xq, s->xs, n, W);
-    if (bias)
-        for (int t = 0; t < n; t++)
-            for (int i = 0; i < W->rows; i++) out[(size_t)t * W->rows + i] += bias[i];
+    matmul(p, count, x, s->xq, s->xs, n);
 }
 
 // Causal self-attention of the n tokens at positions pos..pos+n-1, whose keys and
@@ -916,31 +945,33 @@ static float *forward(const Model *m, RunState *s, const int *tokens, int n, int
         // attention block: x += Wo attention(rope(Wq xn), rope(Wk xn), Wv xn)
         for (int t = 0; t < n; t++)
             rmsnorm(s->xb + (size_t)t * dim, s->x + (size_t)t * dim, lw->attn_norm, dim, c->norm_eps);
-        linear(s->q, s->xb, n, &lw->wq, lw->bq, s);
-        linear(k, s->xb, n, &lw->wk, lw->bk, s);
-        linear(v, s->xb, n, &lw->wv, lw->bv, s);
+        Projection qkv[3] = {{&lw->wq, lw->bq, s->q}, {&lw->wk, lw->bk, k}, {&lw->wv, lw->bv, v}};
+        linear(qkv, 3, s->xb, n, s);
         for (int t = 0; t < n; t++) {
             rope(s->q + (size_t)t * q_dim, c->n_heads, c->head_dim, s->rope_cos + t * half, s->rope_sin + t * half);
             rope(k + (size_t)t * kv_dim, c->n_kv_heads, c->head_dim, s->rope_cos + t * half, s->rope_sin + t * half);
         }
         attention(s, c, l, n, pos);
-        linear(s->xb2, s->xb, n, &lw->wo, NULL, s);
+        Projection wo = {&lw->wo, NULL, s->xb2};
+        linear(&wo, 1, s->xb, n, s);
         for (size_t i = 0; i < (size_t)n * dim; i++) s->x[i] += s->xb2[i];
 
         // MLP block: x += W_down (silu(W_gate xn) * W_up xn)
         for (int t = 0; t < n; t++)
             rmsnorm(s->xb + (size_t)t * dim, s->x + (size_t)t * dim, lw->ffn_norm, dim, c->norm_eps);
-        linear(s->hb, s->xb, n, &lw->w_gate, NULL, s);
-        linear(s->hb2, s->xb, n, &lw->w_up, NULL, s);
+        Projection gate_up[2] = {{&lw->w_gate, NULL, s->hb}, {&lw->w_up, NULL, s->hb2}};
+        linear(gate_up, 2, s->xb, n, s);
         swiglu(s->hb, s->hb2, n * c->hidden_dim);
-        linear(s->xb2, s->hb, n, &lw->w_down, NULL, s);
+        Projection down = {&lw->w_down, NULL, s->xb2};
+        linear(&down, 1, s->hb, n, s);
         for (size_t i = 0; i < (size_t)n * dim; i++) s->x[i] += s->xb2[i];
     }
     // the classifier: only the last token's logits are needed to go on
     int first = all_logits ? 0 : n - 1;
     for (int t = first; t < n; t++)
         rmsnorm(s->x + (size_t)t * dim, s->x + (size_t)t * dim, w->final_norm, dim, c->norm_eps);
-    linear(s->logits, s->x + (size_t)first * dim, n - first, &w->classifier, NULL, s);
+    Projection classifier = {&w->classifier, NULL, s->logits};
+    linear(&classifier, 1, s->x + (size_t)first * dim, n - first, s);
     return s->logits;
 }
 
