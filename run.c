@@ -605,10 +605,13 @@ static void quantize_q8(int16_t *q, float *s, const float *x, int n, int g) {
 // add behind the previous one.
 #define LANES 16
 
-static float sum_lanes(float *lane) {
-    for (int width = LANES / 2; width > 0; width /= 2)
-        for (int k = 0; k < width; k++) lane[k] += lane[k + width];
-    return lane[0];
+// The 16 lanes added pairwise, one level at a time: written out this way (rather than as
+// a loop over the levels) each level is a single vector add, in registers.
+static float sum_lanes(const float lane[LANES]) {
+    float s8[8], s4[4];
+    for (int k = 0; k < 8; k++) s8[k] = lane[k] + lane[k + 8];
+    for (int k = 0; k < 4; k++) s4[k] = s8[k] + s8[k + 4];
+    return (s4[0] + s4[2]) + (s4[1] + s4[3]);
 }
 
 static float dot(const float *a, const float *b, int n) {
@@ -809,7 +812,7 @@ static void rope_inv_freq(float *inv_freq, const Config *c) {
 
 static void softmax(float *x, int n) {
     float max = x[0];
-    for (int i = 1; i < n; i++) max = fmaxf(max, x[i]);
+    for (int i = 1; i < n; i++) max = x[i] > max ? x[i] : max;  // fmaxf is a library call
     float sum = 0.0f;
     for (int i = 0; i < n; i++) {
         x[i] = expf(x[i] - max);
@@ -911,11 +914,20 @@ static void attention(RunState *s, const Config *c, int layer, int n, int pos) {
             int last = pos + t;
             for (int j = 0; j <= last; j++) att[j] = dot(q, keys + (size_t)j * kv_dim, hd) * scale;
             softmax(att, last + 1);
+            // out = sum_j att_j v_j, LANES dimensions at a time so that the sums stay in
+            // a register (summed in out itself, every add would wait for the last store)
             float *out = s->xb + (size_t)t * q_dim + (size_t)h * hd;
-            memset(out, 0, (size_t)hd * sizeof(float));
-            for (int j = 0; j <= last; j++) {
-                const float *v = values + (size_t)j * kv_dim;
-                for (int i = 0; i < hd; i++) out[i] += att[j] * v[i];
+            int i = 0;
+            for (; i + LANES <= hd; i += LANES) {
+                float acc[LANES] = {0};
+                for (int j = 0; j <= last; j++)
+                    for (int k = 0; k < LANES; k++) acc[k] += att[j] * values[(size_t)j * kv_dim + i + k];
+                memcpy(out + i, acc, sizeof(acc));
+            }
+            for (; i < hd; i++) {
+                float sum = 0.0f;
+                for (int j = 0; j <= last; j++) sum += att[j] * values[(size_t)j * kv_dim + i];
+                out[i] = sum;
             }
         }
     }
