@@ -895,6 +895,21 @@ static void linear(const Projection *p, int count, const float *x, int n, RunSta
     matmul(p, count, x, s->xq, s->xs, n);
 }
 
+// out = sum_j w_j v_j for the n vectors v_j = v + j * stride, d values each. Four at a
+// time: out[i] + w_j v_j[i] + ... is the same sequence of additions as four separate
+// passes, but out[i] is loaded and stored once, not four times (each pass would wait for
+// the previous one's store).
+static void weighted_sum(float *out, const float *w, const float *v, int n, int stride, int d) {
+    memset(out, 0, (size_t)d * sizeof(float));
+    int j = 0;
+    for (; j + 4 <= n; j += 4) {
+        const float *v0 = v + (size_t)j * stride, *v1 = v0 + stride, *v2 = v1 + stride, *v3 = v2 + stride;
+        for (int i = 0; i < d; i++) out[i] = out[i] + w[j] * v0[i] + w[j + 1] * v1[i] + w[j + 2] * v2[i] + w[j + 3] * v3[i];
+    }
+    for (; j < n; j++)
+        for (int i = 0; i < d; i++) out[i] += w[j] * v[(size_t)j * stride + i];
+}
+
 // Causal self-attention of the n tokens at positions pos..pos+n-1, whose keys and
 // values are already in the cache. Token t sees positions 0..pos+t; for each head:
 //   att = softmax(q . k_j / sqrt(head_dim)),  out = sum_j att_j v_j
@@ -914,21 +929,7 @@ static void attention(RunState *s, const Config *c, int layer, int n, int pos) {
             int last = pos + t;
             for (int j = 0; j <= last; j++) att[j] = dot(q, keys + (size_t)j * kv_dim, hd) * scale;
             softmax(att, last + 1);
-            // out = sum_j att_j v_j, LANES dimensions at a time so that the sums stay in
-            // a register (summed in out itself, every add would wait for the last store)
-            float *out = s->xb + (size_t)t * q_dim + (size_t)h * hd;
-            int i = 0;
-            for (; i + LANES <= hd; i += LANES) {
-                float acc[LANES] = {0};
-                for (int j = 0; j <= last; j++)
-                    for (int k = 0; k < LANES; k++) acc[k] += att[j] * values[(size_t)j * kv_dim + i + k];
-                memcpy(out + i, acc, sizeof(acc));
-            }
-            for (; i < hd; i++) {
-                float sum = 0.0f;
-                for (int j = 0; j <= last; j++) sum += att[j] * values[(size_t)j * kv_dim + i];
-                out[i] = sum;
-            }
+            weighted_sum(s->xb + (size_t)t * q_dim + (size_t)h * hd, att, values, last + 1, kv_dim, hd);
         }
     }
 }
