@@ -10,8 +10,9 @@ CFLAGS ?= -O3 -march=native -ffp-contract=fast
 # int operand of each such product (some 50 in the kernels and the forward pass), and the
 # casts that would silence it would bury the arithmetic. _FILE_OFFSET_BITS=64 lets a
 # 32-bit host's fstat see files above 2 GB (and changes nothing on a 64-bit one).
+# _DEFAULT_SOURCE adds madvise's MADV_HUGEPAGE and MADV_POPULATE_READ (run.c map_file).
 WARN = -std=c11 -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wno-sign-conversion \
-       -D_POSIX_C_SOURCE=200809L -D_FILE_OFFSET_BITS=64
+       -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -D_FILE_OFFSET_BITS=64
 LDLIBS = -lm
 OMP = -fopenmp
 SANITIZE = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all

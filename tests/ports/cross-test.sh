@@ -46,7 +46,7 @@ FIX=tests/fixtures
 CC="$TRIPLE-gcc"
 # The Makefile's warning flags (WARN, which includes -D_FILE_OFFSET_BITS=64: a 32-bit
 # host's fstat sees files above 2 GB) and its CFLAGS without -march=native.
-WARN=${WARN:--std=c11 -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wno-sign-conversion -D_POSIX_C_SOURCE=200809L -D_FILE_OFFSET_BITS=64}
+WARN=${WARN:--std=c11 -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wno-sign-conversion -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -D_FILE_OFFSET_BITS=64}
 CFLAGS="-O2 -ffp-contract=fast ${ARCH_FLAGS:-} $WARN -fopenmp"
 export OMP_NUM_THREADS=2
 TAG="[$ARCH] "
