@@ -15,8 +15,8 @@ the benchmark short on a busy machine, a measurement stops repeating once it has
 --budget seconds, and after --deadline seconds of timings every measurement is one run.
 
 The memory read bandwidth for the roofline comes from --bandwidth-bin (bench/bandwidth),
-run before and again after the timings; the better of the two passes counts (a
-momentarily busy machine lowers one of them).
+run before the timings, between each file's timings and after them; the best pass counts
+(a momentarily busy machine lowers some of them).
 
 It is a benchmark, not a test: a speed never makes it fail. It exits 1 only when
 something is broken (run fails, prints no statistics, or a prompt cannot be made).
@@ -177,7 +177,7 @@ def main():
     ap.add_argument("files", nargs="+", metavar="LABEL=FILE.bin")
     ap.add_argument("--run", default="./run")
     ap.add_argument("--threads", default="1 2", help='thread counts (default "1 2")')
-    ap.add_argument("--bandwidth-bin", help="bench/bandwidth, run before and after the timings")
+    ap.add_argument("--bandwidth-bin", help="bench/bandwidth, run before, between and after the timings")
     ap.add_argument("--bandwidth", default="",
                     help='read GB/s per thread count, "1:31.2,2:60.1" (instead of --bandwidth-bin)')
     ap.add_argument("--context", type=int, default=1024, help="-c passed to run")
@@ -217,6 +217,12 @@ def main():
     deadline = time.time() + args.deadline
     for t in threads:
         for label, path, hdr in files:
+            if args.bandwidth_bin and not args.bandwidth and results:
+                # again between the timings: a neighbour's load comes and goes in seconds
+                more, lines = read_bandwidth(args.bandwidth_bin, threads)
+                print("\n".join("  bandwidth: " + x for x in lines))
+                for tt, g in more.items():
+                    bw[tt] = max(bw.get(tt, 0), g)
             t0 = time.time()
             missing = set()
             m = lambda n, n_new: measure(args.run, path, t, prompts[n], n_new, args.context,
@@ -243,7 +249,7 @@ def main():
         print("\n".join("  bandwidth after: " + x for x in lines))
         for t, g in after.items():
             bw[t] = max(bw.get(t, 0), g)
-        print("  bandwidth used (the better pass): "
+        print("  bandwidth used (the best pass): "
               + ", ".join(f"threads={t} {g:.1f} GB/s" for t, g in sorted(bw.items())))
 
     speed_rows, mem_rows = [], []
@@ -255,19 +261,20 @@ def main():
         g = bw.get(r["threads"])
         ceiling = g * 1e3 / weights_mb if g else None
         pct = 100 * r["gen128"] / ceiling if ceiling and r["gen128"] else None
-        ratio = r["prefill512"] / r["gen128"] if r["gen128"] and r["prefill512"] else None
+        ratio = lambda n: r[n] / r["gen128"] if r["gen128"] and r[n] else None
         rss_mb = r["rss_mib"] * MIB / MB if r["rss_mib"] else None
         expect = file_mb + kv_mb + RSS_SLACK_MB
         speed_rows.append([r["label"], str(r["threads"]), fmt(r["prefill128"]),
                            fmt(r["prefill512"]), fmt(r["gen128"]), fmt(r["ttft128"], 0),
-                           fmt(r["ttft_short"], 0), fmt(ratio, 2)])
+                           fmt(r["ttft_short"], 0), fmt(ratio("prefill128"), 2),
+                           fmt(ratio("prefill512"), 2)])
         mem_rows.append([r["label"], str(r["threads"]), fmt(file_mb), fmt(weights_mb),
                          fmt(kv_mb), fmt(g), fmt(ceiling), fmt(pct) + ("%" if pct else ""),
                          fmt(rss_mb), fmt(expect), fmt(rss_mb / expect if rss_mb else None, 2)])
 
     print()
     print(table(["model", "thr", "prefill128", "prefill512", "gen128", "ttft128_ms",
-                 "ttft4_ms", "prefill512/gen"], speed_rows))
+                 "ttft4_ms", "prefill128/gen", "prefill512/gen"], speed_rows))
     print()
     print(table(["model", "thr", "file_MB", "MB/token", "KV_MB", "BW_GBps", "ceiling_tok/s",
                  "of_ceiling", "peak_RSS_MB", "file+KV+32", "RSS/that"], mem_rows))
@@ -277,14 +284,15 @@ def main():
   prefill128/512  tok/s over a prompt of exactly 128/512 tokens (-n 1), best of runs
   gen128          tok/s over 128 new tokens after a 4-token prompt (-n 128), best of runs
   ttft128_ms      time to first token after the 128-token prompt (ttft4_ms: 4-token prompt)
+  prefill/gen     prefill128 (prefill512) / gen128 of the same file and thread count
   MB/token        bytes read per generated token = file_bytes - weights_offset (the whole
                   weights section: every layer matrix once, plus the tied embedding read
                   whole as the classifier; norms are in it too; not in it: the embedding
                   row lookup and the KV cache reads, 2*n_layers*pos*kv_dim*4 bytes at
                   position pos: {kv_read:.1f} MB/token on average over gen128)
   KV_MB           2 * n_layers * context * n_kv_heads*head_dim * 4 bytes, context = -c {args.context}
-  BW_GBps         memory read bandwidth, same thread count (bench/bandwidth, better of
-                  the passes before and after the timings)
+  BW_GBps         memory read bandwidth, same thread count (bench/bandwidth, the best of
+                  its passes before, between and after the timings)
   ceiling_tok/s   BW_GBps * 1000 / MB/token
   of_ceiling      gen128 / ceiling_tok/s
   peak_RSS_MB     max peak_rss_mb of all runs (run reports MiB; converted to MB here)

@@ -5,8 +5,8 @@
 #   2. ./export makes bench/build/random-f32.bin and random-q8_0.bin (again only when
 #      ./export or the checkpoint is newer); a failing q8_0 export is reported and skipped
 #   3. builds bench/bandwidth (memory read bandwidth, 1 and N threads)
-#   4. bench/bench.py runs bench/bandwidth, times ./run (OMP_NUM_THREADS = each of
-#      BENCH_THREADS), runs bench/bandwidth again, and prints the table
+#   4. bench/bench.py times ./run (OMP_NUM_THREADS = each of BENCH_THREADS), running
+#      bench/bandwidth before, between and after the timings, and prints the table
 #
 # A benchmark, not a test: it never fails because of a number, only when something is
 # broken (./run or the f32 export fails). Environment: BENCH_THREADS (default "1 2"),
@@ -75,7 +75,7 @@ if [ ! -x "$B/bandwidth" ] || [ bench/bandwidth.c -nt "$B/bandwidth" ]; then
     $CC $CFLAGS -std=c11 -Wall -Wextra -fopenmp -o "$B/bandwidth" bench/bandwidth.c
 fi
 
-# 4. bandwidth, ./run, bandwidth again, the table.
+# 4. bandwidth and ./run in turn, the table.
 python3 bench/bench.py --run ./run --threads "$THREADS" --bandwidth-bin "$B/bandwidth" \
     --context "$CONTEXT" --runs "$RUNS" "${files[@]}"
 
