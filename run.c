@@ -123,7 +123,7 @@ static void *map_file(int fd, size_t size) {
     // gives a file on ext4 or xfs when asked before the file is first read; `export`
     // leaves the file out of the page cache for this) the CPU takes 512 times fewer TLB
     // misses and its prefetcher, which stops at every page boundary, streams further:
-    // 20-40% more tokens/s here. Where it cannot, nothing changes.
+    // 10-40% more tokens/s here. Where it cannot, nothing changes.
     madvise(p, size, MADV_HUGEPAGE);
 #endif
 #ifdef MADV_POPULATE_READ
@@ -660,8 +660,8 @@ static void dot4(float out[4], const float *w, const float *x, int n) {
     }
 }
 
-// The same for an int8 row w and int8 activations x, both quantized in groups of g
-// values with one scale each:
+// The same for an int8 row w and quantized activations x (int8 values, kept in int16:
+// see quantize_q8), both in groups of g values with one scale each:
 //   w . x = sum over groups of (integer dot product of the group) * w_scale * x_scale
 // Integer sums are exact, so the compiler may vectorise them in any order.
 static inline float dot_q8(const int8_t *w, const float *w_scale, const int16_t *x, const float *x_scale, int n, int g) {
