@@ -632,13 +632,14 @@ static float dot(const float *a, const float *b, int n) {
     return sum;
 }
 
-// The dot products of one weight row w with four activation rows x[0..3] (each n
-// long, one after the other) at once, so that each weight is loaded once for four
-// tokens: prefill is limited by arithmetic, not memory. Each result is computed exactly
-// as dot() computes it, so a prompt gives the same logits in blocks or token by token.
-static void dot4(float out[4], const float *w, const float *x, int n) {
+// The dot products of one row w with four rows x, x + stride, x + 2 stride, x + 3 stride
+// (n values each) at once, so that w is loaded once for four: four tokens' activations
+// in prefill, which is limited by arithmetic, not memory, and four keys in attention.
+// Each result is computed exactly as dot() computes it, so a prompt gives the same
+// logits in blocks or token by token.
+static void dot4(float out[4], const float *w, const float *x, size_t stride, int n) {
     float l0[LANES] = {0}, l1[LANES] = {0}, l2[LANES] = {0}, l3[LANES] = {0};
-    const float *x0 = x, *x1 = x + n, *x2 = x + 2 * (size_t)n, *x3 = x + 3 * (size_t)n;
+    const float *x0 = x, *x1 = x + stride, *x2 = x + 2 * stride, *x3 = x + 3 * stride;
     int j = 0;
     for (; j + LANES <= n; j += LANES)
         for (int k = 0; k < LANES; k++) {
@@ -739,7 +740,7 @@ static void matmul(const Projection *p, int count, const float *x, const int16_t
             for (int i = start; i < end; i++) {
                 if (W->w) {
                     const float *row = W->w + (size_t)i * cols;
-                    if (four) dot4(o, row, x + (size_t)t * cols, cols);
+                    if (four) dot4(o, row, x + (size_t)t * cols, (size_t)cols, cols);
                     else
                         for (int u = 0; u < n - t; u++) o[u] = dot(row, x + (size_t)(t + u) * cols, cols);
                 } else {
@@ -845,10 +846,11 @@ typedef struct {
     float *xb2;         // (BATCH, dim) a block's output before the residual add
     float *hb, *hb2;    // (BATCH, hidden_dim) MLP gate and up
     float *q;           // (BATCH, q_dim) queries of all heads
+    float *k, *v;       // (BATCH, kv_dim) keys and values of the block, for the cache
     float *att;         // (n_heads, seq_len) attention scores
     float *logits;      // (BATCH, vocab_size)
-    float *key_cache;   // (n_layers, seq_len, kv_dim)
-    float *value_cache; // (n_layers, seq_len, kv_dim)
+    float *key_cache;   // (n_layers, n_kv_heads, seq_len, head_dim): each head's keys
+    float *value_cache; // (n_layers, n_kv_heads, seq_len, head_dim)   one after another
     int16_t *xq;        // (BATCH, max(dim, q_dim, hidden_dim)) q8_0 activations
     float *xs;          // (BATCH, max(dim, q_dim, hidden_dim)) their scales
     float *inv_freq;    // (head_dim / 2) RoPE frequencies
@@ -869,6 +871,8 @@ static void runstate_build(RunState *s, const Config *c, int seq_len) {
     s->hb = xcalloc(BATCH * hidden, sizeof(float));
     s->hb2 = xcalloc(BATCH * hidden, sizeof(float));
     s->q = xcalloc(BATCH * q_dim, sizeof(float));
+    s->k = xcalloc(BATCH * kv_dim, sizeof(float));
+    s->v = xcalloc(BATCH * kv_dim, sizeof(float));
     s->att = xcalloc((size_t)c->n_heads * (size_t)seq_len, sizeof(float));
     s->logits = xcalloc(BATCH * (size_t)c->vocab_size, sizeof(float));
     s->key_cache = xcalloc(cache, sizeof(float));
@@ -882,7 +886,7 @@ static void runstate_build(RunState *s, const Config *c, int seq_len) {
 }
 
 static void runstate_free(RunState *s) {
-    free(s->x); free(s->xb); free(s->xb2); free(s->hb); free(s->hb2); free(s->q);
+    free(s->x); free(s->xb); free(s->xb2); free(s->hb); free(s->hb2); free(s->q); free(s->k); free(s->v);
     free(s->att); free(s->logits); free(s->key_cache); free(s->value_cache);
     free(s->xq); free(s->xs); free(s->inv_freq); free(s->rope_cos); free(s->rope_sin);
     memset(s, 0, sizeof(*s));
@@ -914,26 +918,34 @@ static void weighted_sum(float *out, const float *w, const float *v, int n, int 
         for (int i = 0; i < d; i++) out[i] += w[j] * v[(size_t)j * stride + i];
 }
 
+// Where key/value head h of layer l keeps position pos in the cache. Each head's keys
+// (and values) lie one after another, so attention reads them as one stream.
+static size_t cache_index(const RunState *s, const Config *c, int l, int h, int pos) {
+    return (((size_t)l * (size_t)c->n_kv_heads + (size_t)h) * (size_t)s->seq_len + (size_t)pos) * (size_t)c->head_dim;
+}
+
 // Causal self-attention of the n tokens at positions pos..pos+n-1, whose keys and
 // values are already in the cache. Token t sees positions 0..pos+t; for each head:
 //   att = softmax(q . k_j / sqrt(head_dim)),  out = sum_j att_j v_j
 // Query head h reads key/value head h / (n_heads / n_kv_heads) (grouped-query attention).
 static void attention(RunState *s, const Config *c, int layer, int n, int pos) {
-    int hd = c->head_dim, q_dim = c->n_heads * hd, kv_dim = c->n_kv_heads * hd;
+    int hd = c->head_dim, q_dim = c->n_heads * hd;
     int group = c->n_heads / c->n_kv_heads;
-    size_t layer_off = (size_t)layer * (size_t)s->seq_len * (size_t)kv_dim;
     float scale = 1.0f / sqrtf((float)hd);
     #pragma omp parallel for schedule(static) if ((int64_t)c->n_heads * (pos + n) * n * hd >= PARALLEL_WORK)
     for (int h = 0; h < c->n_heads; h++) {
         float *att = s->att + (size_t)h * s->seq_len;
-        const float *keys = s->key_cache + layer_off + (size_t)(h / group) * hd;
-        const float *values = s->value_cache + layer_off + (size_t)(h / group) * hd;
+        const float *keys = s->key_cache + cache_index(s, c, layer, h / group, 0);      // (seq_len, hd)
+        const float *values = s->value_cache + cache_index(s, c, layer, h / group, 0);  // (seq_len, hd)
         for (int t = 0; t < n; t++) {
             const float *q = s->q + (size_t)t * q_dim + (size_t)h * hd;
             int last = pos + t;
-            for (int j = 0; j <= last; j++) att[j] = dot(q, keys + (size_t)j * kv_dim, hd) * scale;
+            int j = 0;
+            for (; j + 4 <= last + 1; j += 4) dot4(att + j, q, keys + (size_t)j * hd, (size_t)hd, hd);
+            for (; j <= last; j++) att[j] = dot(q, keys + (size_t)j * hd, hd);
+            for (j = 0; j <= last; j++) att[j] *= scale;
             softmax(att, last + 1);
-            weighted_sum(s->xb + (size_t)t * q_dim + (size_t)h * hd, att, values, last + 1, kv_dim, hd);
+            weighted_sum(s->xb + (size_t)t * q_dim + (size_t)h * hd, att, values, last + 1, hd, hd);
         }
     }
 }
@@ -956,17 +968,20 @@ static float *forward(const Model *m, RunState *s, const int *tokens, int n, int
     }
     for (int l = 0; l < c->n_layers; l++) {
         const LayerWeights *lw = &w->layers[l];
-        size_t cache_off = ((size_t)l * (size_t)s->seq_len + (size_t)pos) * (size_t)kv_dim;
-        float *k = s->key_cache + cache_off, *v = s->value_cache + cache_off;  // (n, kv_dim)
 
         // attention block: x += Wo attention(rope(Wq xn), rope(Wk xn), Wv xn)
         for (int t = 0; t < n; t++)
             rmsnorm(s->xb + (size_t)t * dim, s->x + (size_t)t * dim, lw->attn_norm, dim, c->norm_eps);
-        Projection qkv[3] = {{&lw->wq, lw->bq, s->q}, {&lw->wk, lw->bk, k}, {&lw->wv, lw->bv, v}};
+        Projection qkv[3] = {{&lw->wq, lw->bq, s->q}, {&lw->wk, lw->bk, s->k}, {&lw->wv, lw->bv, s->v}};
         linear(qkv, 3, s->xb, n, s);
         for (int t = 0; t < n; t++) {
             rope(s->q + (size_t)t * q_dim, c->n_heads, c->head_dim, s->rope_cos + t * half, s->rope_sin + t * half);
-            rope(k + (size_t)t * kv_dim, c->n_kv_heads, c->head_dim, s->rope_cos + t * half, s->rope_sin + t * half);
+            rope(s->k + (size_t)t * kv_dim, c->n_kv_heads, c->head_dim, s->rope_cos + t * half, s->rope_sin + t * half);
+            for (int h = 0; h < c->n_kv_heads; h++) {
+                size_t at = cache_index(s, c, l, h, pos + t), from = (size_t)t * kv_dim + (size_t)h * c->head_dim;
+                memcpy(s->key_cache + at, s->k + from, (size_t)c->head_dim * sizeof(float));
+                memcpy(s->value_cache + at, s->v + from, (size_t)c->head_dim * sizeof(float));
+            }
         }
         attention(s, c, l, n, pos);
         Projection wo = {&lw->wo, NULL, s->xb2};
