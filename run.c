@@ -1194,28 +1194,15 @@ typedef struct {
 
 static const char REPLACEMENT[] = "\xEF\xBF\xBD";
 
-// Length of the UTF-8 sequence that starts with byte b (0 = not a lead byte).
-static int utf8_lead_length(unsigned char b) {
-    if (b < 0x80) return 1;
-    if (b >= 0xC2 && b <= 0xDF) return 2;
-    if (b >= 0xE0 && b <= 0xEF) return 3;
-    if (b >= 0xF0 && b <= 0xF4) return 4;
-    return 0;
-}
-
-// Is s[1..n-1] a valid continuation of lead byte s[0]? (no overlongs, no surrogates,
-// nothing above U+10FFFF). Only the first `have` bytes are checked.
-static int utf8_continuation_ok(const unsigned char *s, int have) {
-    for (int i = 1; i < have; i++) {
-        unsigned char c = s[i];
-        unsigned char lo = 0x80, hi = 0xBF;
-        if (i == 1 && s[0] == 0xE0) lo = 0xA0;
-        if (i == 1 && s[0] == 0xED) hi = 0x9F;
-        if (i == 1 && s[0] == 0xF0) lo = 0x90;
-        if (i == 1 && s[0] == 0xF4) hi = 0x8F;
-        if (c < lo || c > hi) return 0;
-    }
-    return 1;
+// The bytes at s[0..n) that one U+FFFD replaces when they do not start a valid
+// character: the lead byte and the continuation bytes that fit it, as far as they go
+// (the "maximal subpart", which Python's errors="replace" and utf8_write replace).
+static size_t utf8_subpart(const char *s, size_t n) {
+    const unsigned char *u = (const unsigned char *)s;
+    int len = utf8_lead_length(u[0]);
+    size_t have = 1;
+    while ((int)have < len && have < n && utf8_continuation_ok(u, (int)have + 1)) have++;
+    return have;
 }
 
 // A reader that went away (`run ... | head -c 10`) ends the program quietly: SIGPIPE
@@ -1832,15 +1819,11 @@ static void write_json_string(FILE *f, const char *s, size_t n) {
     fputc('"', f);
     for (size_t i = 0; i < n;) {
         unsigned char c = (unsigned char)s[i];
-        int len = utf8_lead_length(c);
-        if (len == 0 || (len > 1 && (i + (size_t)len > n || !utf8_continuation_ok((const unsigned char *)s + i, len)))) {
-            // one U+FFFD for the lead byte and the continuation bytes that fit it (the
-            // maximal subpart), as utf8_write and Python's errors="replace" do
-            size_t have = 1;
-            while (len > 1 && (int)have < len && i + have < n &&
-                   utf8_continuation_ok((const unsigned char *)s + i, (int)have + 1)) have++;
+        uint32_t cp;
+        int len = utf8_decode_char(s + i, n - i, &cp);
+        if (len == 0) {
             fputs(REPLACEMENT, f);
-            i += have;
+            i += utf8_subpart(s + i, n - i);
             continue;
         }
         if (c == '"' || c == '\\') fprintf(f, "\\%c", c);

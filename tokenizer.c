@@ -120,6 +120,32 @@ typedef struct Tokenizer {
 // ----------------------------------------------------------------------------
 // UTF-8
 
+// Length of the UTF-8 sequence that starts with byte b, or 0 if b cannot start one: a
+// continuation byte, C0 or C1 (always overlong), F5..FF (beyond U+10FFFF).
+static int utf8_lead_length(unsigned char b) {
+    if (b < 0x80) return 1;
+    if (b >= 0xC2 && b <= 0xDF) return 2;
+    if (b >= 0xE0 && b <= 0xEF) return 3;
+    if (b >= 0xF0 && b <= 0xF4) return 4;
+    return 0;
+}
+
+// Are s[1..have) valid continuation bytes for the lead byte s[0]? Besides the 10xxxxxx
+// form, the second byte's range rules out overlong forms (after E0 and F0), UTF-16
+// surrogates (after ED) and code points beyond U+10FFFF (after F4).
+static int utf8_continuation_ok(const unsigned char *s, int have) {
+    for (int i = 1; i < have; i++) {
+        unsigned char c = s[i];
+        unsigned char lo = 0x80, hi = 0xBF;
+        if (i == 1 && s[0] == 0xE0) lo = 0xA0;
+        if (i == 1 && s[0] == 0xED) hi = 0x9F;
+        if (i == 1 && s[0] == 0xF0) lo = 0x90;
+        if (i == 1 && s[0] == 0xF4) hi = 0x8F;
+        if (c < lo || c > hi) return 0;
+    }
+    return 1;
+}
+
 // Decodes the character at s[0..n) (n >= 1) into *cp and returns its length in bytes,
 // or 0 if the bytes there are not a valid UTF-8 character. Rejected, as a Python str
 // (what Hugging Face takes) cannot hold them: a stray continuation byte, a truncated
@@ -127,26 +153,10 @@ typedef struct Tokenizer {
 // and anything above U+10FFFF.
 static int utf8_decode_char(const char *text, size_t n, uint32_t *cp) {
     const unsigned char *s = (const unsigned char *)text;
-    int len;
-    uint32_t c, min;
-    if (s[0] < 0x80) {
-        *cp = s[0];
-        return 1;
-    } else if ((s[0] & 0xE0) == 0xC0) {
-        len = 2, c = s[0] & 0x1F, min = 0x80;
-    } else if ((s[0] & 0xF0) == 0xE0) {
-        len = 3, c = s[0] & 0x0F, min = 0x800;
-    } else if ((s[0] & 0xF8) == 0xF0) {
-        len = 4, c = s[0] & 0x07, min = 0x10000;
-    } else {
-        return 0;   // a continuation byte, or F8..FF
-    }
-    if ((size_t)len > n) return 0;
-    for (int i = 1; i < len; i++) {
-        if ((s[i] & 0xC0) != 0x80) return 0;
-        c = (c << 6) | (s[i] & 0x3F);
-    }
-    if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF)) return 0;
+    int len = utf8_lead_length(s[0]);
+    if (len == 0 || (size_t)len > n || !utf8_continuation_ok(s, len)) return 0;
+    uint32_t c = len == 1 ? s[0] : s[0] & (0x7Fu >> len);  // the lead byte's payload bits
+    for (int i = 1; i < len; i++) c = c << 6 | (s[i] & 0x3Fu);
     *cp = c;
     return len;
 }
