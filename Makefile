@@ -17,7 +17,7 @@ LDLIBS = -lm
 OMP = -fopenmp
 SANITIZE = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-.PHONY: all noomp test check-asan check-valgrind fuzz lint cross-test windows windows-test demo bench clean help
+.PHONY: all noomp test check-asan check-valgrind fuzz lint cross-test windows windows-test demo bench clean help print-warn
 
 all: run
 
@@ -78,6 +78,10 @@ windows-test:
 
 clean:
 	rm -rf run run.exe tests/build
+
+# WARN, for the scripts of tests/ports/ when they are run directly rather than by make.
+print-warn:
+	@echo '$(WARN)'
 
 help:
 	@echo "make            build ./run (OpenMP)"

@@ -46,7 +46,7 @@ FIX=tests/fixtures
 CC="$TRIPLE-gcc"
 # The Makefile's warning flags (WARN, which includes -D_FILE_OFFSET_BITS=64: a 32-bit
 # host's fstat sees files above 2 GB) and its CFLAGS without -march=native.
-WARN=${WARN:--std=c11 -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wno-sign-conversion -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -D_FILE_OFFSET_BITS=64}
+WARN=${WARN:-$(make -s --no-print-directory print-warn)}  # the Makefile's, when run without make
 CFLAGS="-O2 -ffp-contract=fast ${ARCH_FLAGS:-} $WARN -fopenmp"
 export OMP_NUM_THREADS=2
 TAG="[$ARCH] "
@@ -74,28 +74,27 @@ printf '#!/bin/sh\nexec %s -L /usr/%s "%s" "$@"\n' "$QEMU" "$TRIPLE" "$PWD/$BUIL
 chmod +x "$wrapper"
 golden_tests "" "$QEMU" "$wrapper" "${RUNQ[@]}"
 
+# refused SIZE PATTERN: run on a sparse (zero-filled) file of SIZE exits 1 with a
+# message matching the extended regex PATTERN.
+refused() {
+    local big="$BUILD/big.bin" out status
+    truncate -s "$1" "$big"  # sparse: takes no disk space
+    out=$("$wrapper" "$big" -i hi 2>&1)
+    status=$?
+    rm -f "$big"
+    if [ "$status" -eq 1 ] && grep -qE "$2" <<<"$out"; then
+        ok "a $1 file is refused: $out"
+    else
+        fail "a $1 file (status $status): $out"
+    fi
+}
+
 if [ "$BITS" = 32 ]; then
     step "32-bit host: model files of 4 GB or more"
-    big="$BUILD/big.bin"
-    truncate -s 5G "$big"  # sparse: takes no disk space
-    out=$("$wrapper" "$big" -i hi 2>&1)
-    status=$?
-    if [ "$status" -eq 1 ] && grep -q "too large for a 32-bit host" <<<"$out"; then
-        ok "a 5 GB file is refused: $out"
-    else
-        fail "a 5 GB file (status $status): $out"
-    fi
+    refused 5G "too large for a 32-bit host"
     # Below 4 GB the map may fail for want of address space (a 32-bit process has 3 to 4
     # GB): that must say so too. (Where it succeeds, this zero-filled file is no model.)
-    truncate -s 3G "$big"
-    out=$("$wrapper" "$big" -i hi 2>&1)
-    status=$?
-    if [ "$status" -eq 1 ] && grep -qE "too large for a 32-bit host|bad magic" <<<"$out"; then
-        ok "a 3 GB file: $out"
-    else
-        fail "a 3 GB file (status $status): $out"
-    fi
-    rm -f "$big"
+    refused 3G "too large for a 32-bit host|bad magic"
 fi
 
 echo "   ($((SECONDS - step_start)) s)"

@@ -15,7 +15,7 @@
 set -u
 cd "$(dirname "$0")/../.." || exit 2
 
-WARN=${WARN:--std=c11 -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wno-sign-conversion -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -D_FILE_OFFSET_BITS=64}
+WARN=${WARN:-$(make -s --no-print-directory print-warn)}  # the Makefile's, when run without make
 passed=0 failed=0
 ok() { echo "ok $*"; passed=$((passed + 1)); }
 fail() { echo "FAIL $*"; failed=$((failed + 1)); }

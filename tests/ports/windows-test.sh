@@ -23,7 +23,7 @@ BUILD_ONLY=0
 BUILD=tests/build/ports/windows
 FIX=tests/fixtures
 CC=x86_64-w64-mingw32-gcc
-WARN=${WARN:--std=c11 -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wno-sign-conversion -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -D_FILE_OFFSET_BITS=64}
+WARN=${WARN:-$(make -s --no-print-directory print-warn)}  # the Makefile's, when run without make
 CFLAGS="-O2 -ffp-contract=fast $WARN -fopenmp -static"
 export OMP_NUM_THREADS=2 WINEDEBUG=-all WINEPREFIX=${WINEPREFIX:-${TMPDIR:-/tmp}/run.c-wine}
 TAG="[windows] "
