@@ -21,12 +21,12 @@ SANITIZE = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-re
 
 all: run
 
-run: run.c tokenizer.c tokenizer_tables.h
+run: run.c tokenizer.c scripts/tokenizer_tables.h
 	$(CC) $(CFLAGS) $(WARN) $(OMP) -o $@ run.c $(LDLIBS)
 
 # The same program without OpenMP: one thread, identical results. (Its pragmas are then
 # meant to be ignored; -Wno-unknown-pragmas keeps gcc from saying so at each.)
-noomp: run.c tokenizer.c tokenizer_tables.h
+noomp: run.c tokenizer.c scripts/tokenizer_tables.h
 	$(CC) $(CFLAGS) $(WARN) -Wno-unknown-pragmas -o run run.c $(LDLIBS)
 
 # The whole test suite (golden tests against Hugging Face, tokenizer, sampler, CLI).

@@ -65,7 +65,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tokenizer_tables.h"
+#include "scripts/tokenizer_tables.h"
 
 typedef struct { uint32_t offset, bytes; float score; uint32_t flags; } TokenRecord;
 enum { TOKEN_ADDED = 1, TOKEN_SPECIAL = 2, TOKEN_BYTE = 4 };
@@ -197,9 +197,9 @@ static int utf8_encode_char(uint32_t cp, char *out) {
 // ----------------------------------------------------------------------------
 // Unicode character classes: \p{L}, \p{N} and \s of the pre-tokenizer regexes
 //
-// The tables (tokenizer_tables.h, made by scripts/gen_unicode.py) hold sorted ranges.
-// Every character is in exactly one of four classes, since letters, numbers and white
-// space do not overlap; "other" is [^\s\p{L}\p{N}] (punctuation, symbols, emoji,
+// The tables (scripts/tokenizer_tables.h, made by scripts/gen_unicode.py) hold sorted
+// ranges. Every character is in exactly one of four classes, since letters, numbers and
+// white space do not overlap; "other" is [^\s\p{L}\p{N}] (punctuation, symbols, emoji,
 // combining marks, controls that are not white space, ...).
 
 enum { CHAR_LETTER, CHAR_NUMBER, CHAR_SPACE, CHAR_OTHER };
