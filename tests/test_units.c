@@ -1,7 +1,7 @@
 // Unit tests of the pieces of run.c that need no model: the sampler, the UTF-8
 // streamer and the chat templates.
 //
-//   test_units [RENDERINGS.tsv]
+//   test_units RENDERINGS.tsv
 //
 // RENDERINGS.tsv is made by tests/chat_renderings.py from what transformers'
 // apply_chat_template rendered with the official Llama 3.2, Qwen2.5 and SmolLM2 templates.
@@ -159,12 +159,14 @@ static void test_chat_templates(const char *tsv_path) {
     FILE *f = fopen(tsv_path, "r");
     if (!f) { check(0, "cannot open the chat template renderings"); return; }
     static char line[1 << 16];
+    int n_renderings = 0;
     while (fgets(line, sizeof(line), f)) {
         line[strcspn(line, "\n")] = 0;
         char *name = strtok(line, "\t"), *kind = strtok(NULL, "\t"), *dflt = strtok(NULL, "\t");
         char *sys = strtok(NULL, "\t");
         char *users = strtok(NULL, "\t"), *answers = strtok(NULL, "\t"), *expect_hex = strtok(NULL, "\t");
         if (!expect_hex) continue;
+        n_renderings++;
         GenConfig g = {0};
         g.chat_template = !strcmp(kind, "llama3") ? CHAT_LLAMA3 : CHAT_CHATML;
         char *default_system = unhex(dflt), *system = unhex(sys), *expect = unhex(expect_hex);
@@ -195,11 +197,15 @@ static void test_chat_templates(const char *tsv_path) {
         free(expect);
     }
     fclose(f);
+    char msg[96];
+    snprintf(msg, sizeof(msg), "chat templates: %d renderings read (none would test nothing)", n_renderings);
+    check(n_renderings > 0, msg);
 }
 
 int main(int argc, char **argv) {
     test_sampler();
     test_utf8_stream();
     if (argc > 1) test_chat_templates(argv[1]);
+    else check(0, "no chat template renderings file given (test_units RENDERINGS.tsv)");
     return failures ? 1 : 0;
 }
