@@ -198,9 +198,10 @@ static int utf8_encode_char(uint32_t cp, char *out) {
 // Unicode character classes: \p{L}, \p{N} and \s of the pre-tokenizer regexes
 //
 // The tables (scripts/tokenizer_tables.h, made by scripts/gen_unicode.py) hold sorted
-// ranges. Every character is in exactly one of four classes, since letters, numbers and
-// white space do not overlap; "other" is [^\s\p{L}\p{N}] (punctuation, symbols, emoji,
-// combining marks, controls that are not white space, ...).
+// ranges, of Unicode 16.0 as in Hugging Face's regex engine. Every character is in
+// exactly one of four classes, since letters, numbers and white space do not overlap;
+// "other" is [^\s\p{L}\p{N}] (punctuation, symbols, emoji, combining marks, controls
+// that are not white space, ...).
 
 enum { CHAR_LETTER, CHAR_NUMBER, CHAR_SPACE, CHAR_OTHER };
 
@@ -240,7 +241,9 @@ static int char_class(uint32_t cp) {
 //   3. From left to right, combine each mark with the last starter (class 0) before it
 //      when the pair has a primary composite and no character in between blocks it (a
 //      blocker is a character with class 0 or with a class >= the mark's class).
-// Hangul syllables decompose and compose by arithmetic instead of tables.
+// Hangul syllables decompose and compose by arithmetic instead of tables. The tables
+// hold only the characters of Unicode 9.0, as Hugging Face's NFC does: a character
+// assigned later has no decomposition and combining class 0 (see scripts/gen_unicode.py).
 
 enum {
     HANGUL_S_BASE = 0xAC00, HANGUL_L_BASE = 0x1100, HANGUL_V_BASE = 0x1161, HANGUL_T_BASE = 0x11A7,
