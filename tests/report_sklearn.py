@@ -3,8 +3,8 @@
 
     /usr/bin/python3 tests/report_sklearn.py TEST_REPORT_BINARY
 
-Run it with a Python that has scikit-learn (tests/report_sklearn.sh installs Debian's
-python3-sklearn when needed and runs this with /usr/bin/python3).
+Run it with a Python that has scikit-learn (tests/report_sklearn.sh runs this with
+/usr/bin/python3 when Debian's python3-sklearn is installed, and reports a SKIP when not).
 
 For every fixed, seeded set of (gold, predicted) labels below, TEST_REPORT_BINARY
 (tests/test_report.c) prints run.c's classification_report(); its report part must be
