@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Offline test of models/fetch. A fake Hugging Face hub is built in a temp folder (the tiny
 # SmolLM2 fixture under the name HuggingFaceTB/SmolLM2-135M-Instruct, plus the hub API's file
-# list with sizes and checksums) and served through file:// URLs and a local HTTP server.
-# Nothing is written into the repository: MODELS_DIR points into the temp folder.
-# Prints one line per check (ok / FAIL / SKIP) and ends with "N passed, N failed".
+# list with sizes and checksums) and served through file:// URLs and a local HTTP server
+# (on 127.0.0.1, a free port; it exits with this script, or after 5 minutes whatever
+# happens). Nothing is written into the repository: MODELS_DIR points into the temp folder.
+# Part of `make test`. Prints one line per check (ok / FAIL) and ends with "N passed,
+# N failed"; without curl (which models/fetch needs) it prints one SKIP line naming it.
 
 # Conditions are single-quoted on purpose: check() evaluates them after each fetch ran.
 # shellcheck disable=SC2016,SC2034
@@ -18,7 +20,6 @@ FILES="config.json generation_config.json tokenizer.json tokenizer_config.json m
 pass=0 fail=0
 ok() { echo "ok $*"; pass=$((pass + 1)); }
 bad() { echo "FAIL $*"; fail=$((fail + 1)); }
-skip() { echo "SKIP $*"; }
 check() { # check "what" 'condition': ok when the shell condition holds
     if eval "$2"; then ok "$1"; else bad "$1"; fi
 }
@@ -28,13 +29,16 @@ has() { # the output of the last fetch contains every one of the strings
 }
 
 FIXTURE=$ROOT/tests/fixtures/hf/tiny-smollm2
-[ -d "$FIXTURE" ] || FIXTURE=$ROOT/../shared/fixtures/hf/tiny-smollm2
-if [ ! -f "$FIXTURE/model.safetensors" ]; then
-    skip "models/fetch: no tiny-smollm2 fixture found"
+L2C=$ROOT/tests/fixtures/stories260K
+for f in "$FIXTURE/model.safetensors" "$L2C/stories260K.bin" "$L2C/tok512.bin" "$ROOT/export"; do
+    [ -f "$f" ] || { echo "FAIL models/fetch tests: $f is missing"; echo "0 passed, 1 failed"; exit 1; }
+done
+command -v python3 >/dev/null || { echo "FAIL python3 is needed to build the fake hub"; echo "0 passed, 1 failed"; exit 1; }
+if ! command -v curl >/dev/null; then
+    echo "SKIP models/fetch: curl is not installed (the Debian package curl)"
     echo "0 passed, 0 failed"
     exit 0
 fi
-command -v python3 >/dev/null || { echo "FAIL python3 is needed to build the fake hub"; echo "0 passed, 1 failed"; exit 1; }
 
 T=$(mktemp -d)
 server_pid=
@@ -228,8 +232,9 @@ check "a sharded checkpoint: both shards named by the index arrive, verified" \
 # served, and repositories under meta-llama/ need "Authorization: Bearer hf_test_token".
 make_hub "$HUB" meta-llama/Llama-3.2-1B-Instruct
 cat >"$T/server.py" <<'EOF'
-import http.server, os, re, sys
+import http.server, os, re, sys, threading
 root, portfile, log = sys.argv[1:4]
+threading.Timer(300, os._exit, (0,)).start()  # never outlive the test for long
 
 class Hub(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args):
@@ -281,7 +286,7 @@ python3 "$T/server.py" "$HUB" "$T/port" "$T/http.log" 2>"$T/server.err" &
 server_pid=$!
 for _ in $(seq 50); do [ -f "$T/port" ] && break; sleep 0.1; done
 if [ ! -f "$T/port" ]; then
-    skip "HTTP checks: the local test server did not start ($(cat "$T/server.err"))"
+    bad "HTTP checks: the local test server did not start ($(cat "$T/server.err"))"
 else
     H=http://127.0.0.1:$(cat "$T/port")
     MODELS_DIR=$T/http HF_ENDPOINT=$H fetch "$NAME" --no-export
@@ -323,31 +328,22 @@ else
         '[ -s "$T/curl-args.log" ] && ! grep -q hf_test_token "$T/curl-args.log"'
 fi
 
-# ---- the real export, when it exists ----
-if [ ! -f "$ROOT/export" ]; then
-    skip "real ./export: $ROOT/export does not exist yet"
+# ---- the real export ----
+MODELS_DIR=$T/real EXPORT=$ROOT/export fetch "$NAME"
+if [ "$rc" = 0 ] && [ "$(head -c 4 "$T/real/$NAME.bin" 2>/dev/null)" = RUNC ]; then
+    ok "real ./export turns the fetched checkpoint into $NAME.bin (magic RUNC)"
 else
-    MODELS_DIR=$T/real EXPORT=$ROOT/export fetch "$NAME"
-    if [ "$rc" = 0 ] && [ "$(head -c 4 "$T/real/$NAME.bin" 2>/dev/null)" = RUNC ]; then
-        ok "real ./export turns the fetched checkpoint into $NAME.bin (magic RUNC)"
-    else
-        bad "real ./export on the fetched checkpoint (exit $rc): $(tail -3 "$T/out" | tr '\n' ' ')"
-    fi
+    bad "real ./export on the fetched checkpoint (exit $rc): $(tail -3 "$T/out" | tr '\n' ' ')"
 fi
 
-L2C=$ROOT/../shared/data/stories260K
-if [ ! -f "$ROOT/export" ] || [ ! -f "$L2C/stories260K.bin" ]; then
-    skip "real ./export on a llama2.c checkpoint: needs ./export and ../shared/data/stories260K"
+mkdir -p "$HUB/test/s260k/resolve/main" && cp "$L2C/stories260K.bin" "$HUB/test/s260k/resolve/main/"
+printf 's260k\ttest/s260k\tmain\tstories260K.bin,tokenizer.bin=file://%s\t1MB\tno\tllama2c\t-\ttest\n' \
+    "$L2C/tok512.bin" >"$T/catalogue.tsv"
+MODELS_CATALOGUE=$T/catalogue.tsv MODELS_DIR=$T/real EXPORT=$ROOT/export fetch s260k
+if [ "$rc" = 0 ] && [ "$(head -c 4 "$T/real/s260k.bin" 2>/dev/null)" = RUNC ]; then
+    ok "real ./export turns a fetched llama2.c checkpoint + tokenizer.bin into s260k.bin"
 else
-    mkdir -p "$HUB/test/s260k/resolve/main" && cp "$L2C/stories260K.bin" "$HUB/test/s260k/resolve/main/"
-    printf 's260k\ttest/s260k\tmain\tstories260K.bin,tokenizer.bin=file://%s\t1MB\tno\tllama2c\t-\ttest\n' \
-        "$L2C/tok512.bin" >"$T/catalogue.tsv"
-    MODELS_CATALOGUE=$T/catalogue.tsv MODELS_DIR=$T/real EXPORT=$ROOT/export fetch s260k
-    if [ "$rc" = 0 ] && [ "$(head -c 4 "$T/real/s260k.bin" 2>/dev/null)" = RUNC ]; then
-        ok "real ./export turns a fetched llama2.c checkpoint + tokenizer.bin into s260k.bin"
-    else
-        bad "real ./export on a fetched llama2.c checkpoint (exit $rc): $(tail -3 "$T/out" | tr '\n' ' ')"
-    fi
+    bad "real ./export on a fetched llama2.c checkpoint (exit $rc): $(tail -3 "$T/out" | tr '\n' ' ')"
 fi
 
 echo "$pass passed, $fail failed"
