@@ -2,17 +2,23 @@
 # The test suite: `make test` runs it (and `make check-asan`, with SANITIZE set).
 #
 # Every check prints one line, "ok ...", "FAIL ..." or "SKIP ...", and the suite ends
-# with "N passed, N failed, N skipped". The only skips are the cases that read
-# ../shared/data (real third-party files that a fresh clone elsewhere does not have).
+# with "N passed, N failed, N skipped". Everything it reads is in the repository
+# (tests/fixtures/); a missing file is a FAIL. The only skips name an optional tool that
+# is absent (scikit-learn for the report comparison, curl for models/fetch). Nothing is
+# installed.
+#
+# It builds into tests/build/suite/, emptied at the start of every run so that nothing
+# left by an earlier run is tested (the other scripts keep their own folders under
+# tests/build/: fuzz corpora, ports, valgrind).
 set -u
 cd "$(dirname "$0")/.."
 
-SHARED_DATA=${SHARED_DATA:-../shared/data}
-BUILD=tests/build
+BUILD=tests/build/suite
 FIX=tests/fixtures
 CC=${CC:-cc}
 TEST_CFLAGS="-O2 -g -std=c11 -Wall -Wextra -Wno-unused-function -D_POSIX_C_SOURCE=200809L -fopenmp ${SANITIZE:-}"
-mkdir -p "$BUILD"
+rm -rf "$BUILD"
+mkdir -p "$BUILD" || { echo "FAIL cannot create $BUILD"; exit 1; }
 source tests/lib.sh
 
 # Runs ./run expecting failure: a non-zero exit, no crash (status >= 128 = a signal,
@@ -41,58 +47,63 @@ echo "== building"
 [ -x ./run ] || { echo "FAIL ./run is not built (make run)"; exit 1; }
 for t in test_units test_model test_tokenizer test_report; do build_test $t; done
 
+# Every export is a check of its own: a failing export is a FAIL here, not a missing
+# file that the checks after it would report less clearly.
 echo "== export the fixtures"
-export_fixture() {  # name [export options...]
-    local name=$1
-    shift
-    if ./export -q "$@" "$FIX/hf/$name" "$BUILD/$name.bin" 2>"$BUILD/$name.export.log"; then
+export_model() {  # name source [export options...]: writes $BUILD/name.bin
+    local name=$1 src=$2
+    shift 2
+    if ./export -q "$@" "$src" "$BUILD/$name.bin" 2>"$BUILD/$name.export.log"; then
         ok "export $name"
     else
         fail "export $name: $(cat "$BUILD/$name.export.log")"
     fi
 }
-for m in tiny-smollm2 tiny-untied-mha-f32 tiny-mqa-f16 tiny-llama3 tiny-qwen2; do export_fixture $m; done
+HF_MODELS="tiny-smollm2 tiny-untied-mha-f32 tiny-mqa-f16 tiny-llama3 tiny-qwen2"
+for m in $HF_MODELS smollm2-vocab-tiny; do export_model $m "$FIX/hf/$m"; done
+for m in $HF_MODELS; do export_model $m-q8_0 "$FIX/hf/$m" --dtype q8_0; done
+# llama2.c's stories260K: the real trained model, once in llama2.c's own format and once
+# converted to Hugging Face layout; both read llama2.c's tok512.bin tokenizer.
+S260=$FIX/stories260K
+export_model stories260K "$S260/stories260K.bin" --tokenizer "$S260/tok512.bin"
+export_model stories260K-hf "$FIX/hf/stories260K-hf" --tokenizer "$S260/tok512.bin"
+export_model stories260K-q8_0 "$S260/stories260K.bin" --tokenizer "$S260/tok512.bin" --dtype q8_0
 
 # ---------------------------------------------------------------------------- units
 
 echo "== units: sampler, UTF-8 streaming, chat templates"
-python3 tests/chat_renderings.py "$FIX/chat_templates/renderings.json" "$FIX/tokenizers/real-smollm2/cases.json" \
-    >"$BUILD/renderings.tsv"
+if python3 tests/chat_renderings.py "$FIX/chat_templates/renderings.json" "$FIX/tokenizers/real-smollm2/cases.json" \
+    >"$BUILD/renderings.tsv" 2>"$BUILD/renderings.log"; then
+    ok "chat template renderings read ($(wc -l <"$BUILD/renderings.tsv") conversations)"
+else
+    fail "chat template renderings: $(cat "$BUILD/renderings.log")"
+fi
 count "$BUILD/test_units" "$BUILD/renderings.tsv"
 
 # ---------------------------------------------------------------------------- golden models
 
 echo "== golden: logits and greedy ids against Hugging Face transformers"
-HF_MODELS="tiny-smollm2 tiny-untied-mha-f32 tiny-mqa-f16 tiny-llama3 tiny-qwen2"
-for m in $HF_MODELS; do
+for m in $HF_MODELS smollm2-vocab-tiny; do
     count "$BUILD/test_model" "$BUILD/$m.bin" "$FIX/hf/$m"
 done
-if [ -d "$SHARED_DATA/smollm2-vocab-tiny" ]; then
-    ./export -q "$SHARED_DATA/smollm2-vocab-tiny" "$BUILD/smollm2-vocab-tiny.bin" &&
-        count "$BUILD/test_model" "$BUILD/smollm2-vocab-tiny.bin" "$SHARED_DATA/smollm2-vocab-tiny"
+# smollm2-vocab-tiny is what puts the real SmolLM2 vocabulary under test.
+if cmp -s "$FIX/hf/smollm2-vocab-tiny/tokenizer.json" "$FIX/tokenizers/real-smollm2/tokenizer.json" &&
+    cmp -s "$FIX/hf/smollm2-vocab-tiny/tokenizer_config.json" "$FIX/tokenizers/real-smollm2/tokenizer_config.json"; then
+    ok "smollm2-vocab-tiny has SmolLM2-135M-Instruct's own tokenizer.json and tokenizer_config.json"
 else
-    skip "smollm2-vocab-tiny golden test: $SHARED_DATA is absent"
+    fail "smollm2-vocab-tiny's tokenizer files differ from SmolLM2-135M-Instruct's (tests/fixtures/tokenizers/real-smollm2)"
 fi
 
-# llama2.c's stories260K: the real trained model, once in llama2.c's own format and once
-# converted to Hugging Face layout; both read llama2.c's tok512.bin tokenizer.
 echo "== golden: stories260K (llama2.c)"
-S260="$SHARED_DATA/stories260K"
-if [ -d "$S260" ]; then
-    ./export -q --tokenizer "$S260/tok512.bin" "$S260/stories260K.bin" "$BUILD/stories260K.bin" &&
-        ./export -q --tokenizer "$S260/tok512.bin" "$FIX/hf/stories260K-hf" "$BUILD/stories260K-hf.bin"
-    count "$BUILD/test_model" "$BUILD/stories260K-hf.bin" "$FIX/hf/stories260K-hf"
-    count "$BUILD/test_model" "$BUILD/stories260K.bin" "$FIX/hf/stories260K-hf"
-    # llama2.c's own acceptance test: `run stories260K.bin -z tok512.bin -t 0.0 -n 200`
-    # ($(...) drops the final newline of both)
-    out=$(./run "$BUILD/stories260K.bin" -t 0 -n 200 --stats off)
-    if [ "$out" == "$(cat "$S260/expected_greedy_200.txt")" ]; then
-        ok "stories260K -t 0 prints exactly llama2.c's expected_greedy_200.txt"
-    else
-        fail "stories260K greedy output differs from llama2.c's: $out"
-    fi
+count "$BUILD/test_model" "$BUILD/stories260K-hf.bin" "$FIX/hf/stories260K-hf"
+count "$BUILD/test_model" "$BUILD/stories260K.bin" "$FIX/hf/stories260K-hf"
+# llama2.c's own acceptance test: `run stories260K.bin -z tok512.bin -t 0.0 -n 200`
+# ($(...) drops the final newline of both)
+out=$(./run "$BUILD/stories260K.bin" -t 0 -n 200 --stats off 2>"$BUILD/stories260K.err")
+if [ "$out" == "$(cat "$S260/expected_greedy_200.txt")" ]; then
+    ok "stories260K -t 0 prints exactly llama2.c's expected_greedy_200.txt"
 else
-    skip "stories260K golden tests: $SHARED_DATA is absent"
+    fail "stories260K greedy output differs from llama2.c's: $out $(cat "$BUILD/stories260K.err")"
 fi
 
 # The same through the command line: ./run tokenizes the prompt text, generates
@@ -101,32 +112,22 @@ echo "== golden through the CLI (tokenize, generate, --dump-logits)"
 cli_golden() {  # model.bin fixture_dir
     python3 tests/cli_golden.py ./run "$1" "$2" "$BUILD"
 }
-for m in $HF_MODELS; do count cli_golden "$BUILD/$m.bin" "$FIX/hf/$m"; done
-if [ -d "$SHARED_DATA/smollm2-vocab-tiny" ]; then
-    count cli_golden "$BUILD/smollm2-vocab-tiny.bin" "$SHARED_DATA/smollm2-vocab-tiny"
-else
-    skip "smollm2-vocab-tiny CLI golden test: $SHARED_DATA is absent"
-fi
+for m in $HF_MODELS smollm2-vocab-tiny; do count cli_golden "$BUILD/$m.bin" "$FIX/hf/$m"; done
 
 # ---------------------------------------------------------------------------- q8_0
 
 echo "== q8_0 against f32 (teacher-forced on the reference texts)"
 for m in $HF_MODELS; do
-    ./export -q --dtype q8_0 "$FIX/hf/$m" "$BUILD/$m-q8_0.bin" 2>/dev/null || { fail "export $m q8_0"; continue; }
     count python3 tests/quant_accuracy.py ./run "$BUILD/$m.bin" "$BUILD/$m-q8_0.bin" "$FIX/hf/$m" "$BUILD" 0.95 2e-3
     count "$BUILD/test_model" "$BUILD/$m-q8_0.bin" "$FIX/hf/$m" consistency
 done
-if [ -d "$S260" ]; then
-    ./export -q --dtype q8_0 --tokenizer "$S260/tok512.bin" "$S260/stories260K.bin" "$BUILD/stories260K-q8_0.bin"
-    f32=$(./run "$BUILD/stories260K.bin" -m perplexity -i "$S260/expected_greedy_200.txt" | tail -n 1)
-    q8=$(./run "$BUILD/stories260K-q8_0.bin" -m perplexity -i "$S260/expected_greedy_200.txt" | tail -n 1)
-    if python3 -c "import sys; a, b = (float(x.split()[-1]) for x in sys.argv[1:]); sys.exit(abs(b - a) > 0.02 * a)" "$f32" "$q8"; then
-        ok "stories260K q8_0 perplexity within 2% of f32 on llama2.c's text (f32: ${f32##* }, q8_0: ${q8##* })"
-    else
-        fail "stories260K q8_0 perplexity not within 2% of f32 (f32: $f32; q8_0: $q8)"
-    fi
+f32=$(./run "$BUILD/stories260K.bin" -m perplexity -i "$S260/expected_greedy_200.txt" 2>&1 | tail -n 1)
+q8=$(./run "$BUILD/stories260K-q8_0.bin" -m perplexity -i "$S260/expected_greedy_200.txt" 2>&1 | tail -n 1)
+if python3 -c "import sys; a, b = (float(x.split()[-1]) for x in sys.argv[1:]); sys.exit(abs(b - a) > 0.02 * a)" \
+    "$f32" "$q8" 2>/dev/null; then
+    ok "stories260K q8_0 perplexity within 2% of f32 on llama2.c's text (f32: ${f32##* }, q8_0: ${q8##* })"
 else
-    skip "stories260K q8_0 perplexity: $SHARED_DATA is absent"
+    fail "stories260K q8_0 perplexity not within 2% of f32 (f32: $f32; q8_0: $q8)"
 fi
 
 # ---------------------------------------------------------------------------- tokenizer
@@ -135,13 +136,8 @@ echo "== tokenizer: encode/decode against Hugging Face tokenizers"
 count "$BUILD/test_tokenizer" "$BUILD/tiny-smollm2.bin" "$FIX/tokenizers/tiny-gpt2"
 count "$BUILD/test_tokenizer" "$BUILD/tiny-llama3.bin" "$FIX/tokenizers/tiny-llama3"
 count "$BUILD/test_tokenizer" "$BUILD/tiny-qwen2.bin" "$FIX/tokenizers/tiny-qwen2"
-if [ -d "$SHARED_DATA" ]; then
-    count "$BUILD/test_tokenizer" "$BUILD/smollm2-vocab-tiny.bin" "$FIX/tokenizers/real-smollm2"
-    count "$BUILD/test_tokenizer" "$SHARED_DATA/stories260K/llama2c_tokenizer32000.bin" "$FIX/tokenizers/real-llama2"
-else
-    skip "real SmolLM2 tokenizer: $SHARED_DATA is absent"
-    skip "real Llama 2 SentencePiece tokenizer: $SHARED_DATA is absent"
-fi
+count "$BUILD/test_tokenizer" "$BUILD/smollm2-vocab-tiny.bin" "$FIX/tokenizers/real-smollm2"
+count "$BUILD/test_tokenizer" "$FIX/tokenizers/real-llama2/tokenizer.bin" "$FIX/tokenizers/real-llama2" --no-chat
 
 # ---------------------------------------------------------------------------- evaluation
 
@@ -198,11 +194,15 @@ mkdir -p "$BUILD/longctx"
 cp "$FIX"/hf/tiny-smollm2/* "$BUILD/longctx/"
 python3 -c "import json, sys; c = json.load(open(sys.argv[1])); c['max_position_embeddings'] = 16384
 json.dump(c, open(sys.argv[1], 'w'))" "$BUILD/longctx/config.json"
-./export -q "$BUILD/longctx" "$BUILD/longctx.bin"
+export_model longctx "$BUILD/longctx"
 count python3 tests/interrupt.py ./run "$BUILD/longctx.bin" "$BUILD/tiny-smollm2.bin"
 
 echo "== export: refuses what it does not support"
-if [ -f tests/test_export.sh ]; then count bash tests/test_export.sh; fi
+count bash tests/test_export.sh
+
+# models/fetch against a fake hub: file:// URLs and an HTTP server on 127.0.0.1.
+echo "== models/fetch (offline, local hub)"
+count bash tests/test_models_fetch.sh
 
 echo
 echo "$passed passed, $failed failed, $skipped skipped"

@@ -1,12 +1,15 @@
 // test_tokenizer.c: checks tokenizer.c against Hugging Face / SentencePiece references.
 //
-//   ./test_tokenizer MODEL DIR
+//   ./test_tokenizer MODEL DIR [--no-chat]
 //
 // MODEL is a run.c model file (only its header and tokenizer tables are read), or a
 // llama2.c tokenizer.bin (SentencePiece pieces with scores). DIR holds the references
-// made by shared/fixtures/generate.py:
+// made with Hugging Face tokenizers 0.23.2 (sentencepiece for the Llama 2 vocabulary),
+// see tests/fixtures/README.md:
 //   encode.tsv  hex UTF-8 text <TAB> ids     (tokenizers' encode(text, add_special_tokens=False))
-//   chat.tsv    name <TAB> hex rendered chat prompt <TAB> ids      (optional)
+//   chat.tsv    name <TAB> hex rendered chat prompt <TAB> ids
+// --no-chat says that the tokenizer has no chat template, so DIR has no chat.tsv (and
+// one that appears is an error rather than a file nobody reads).
 // Every line is checked: encode gives exactly the ids, and decoding the ids gives the
 // text back (its NFC form for an NFC tokenizer). Then edge cases that the references
 // do not cover are checked for properties only (round trip, -1 on invalid UTF-8,
@@ -16,10 +19,9 @@
 // Prints a "FAIL ..." line per failure, an "ok ..." line per group of checks that all
 // passed, then "N passed, N failed" (counting single checks). Exit status 1 if any
 // failed.
-// A MODEL that does not exist is reported as "SKIP" with status 0 (the real-vocab
-// tests read data that only exists beside the project's own checkout).
+// A MODEL or reference file that does not exist, or a reference file without a line,
+// is a failure.
 
-#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <time.h>
@@ -142,14 +144,10 @@ static void load_llama2c_file(Loaded *l, size_t size) {
     s->strings_bytes = off;
 }
 
-// Returns 0, or -1 if the file does not exist.
-static int load(Loaded *l, const char *path) {
+static void load(Loaded *l, const char *path) {
     memset(l, 0, sizeof(*l));
     FILE *f = fopen(path, "rb");
-    if (!f) {
-        if (errno == ENOENT) return -1;
-        die("cannot open %s", path);
-    }
+    if (!f) die("cannot open %s", path);
     fseek(f, 0, SEEK_END);
     long size = ftell(f);
     fseek(f, 0, SEEK_SET);
@@ -159,7 +157,6 @@ static int load(Loaded *l, const char *path) {
     fclose(f);
     if (memcmp(l->file, "RUNC", 4) == 0) load_run_file(l, (size_t)size);
     else load_llama2c_file(l, (size_t)size);
-    return 0;
 }
 
 static void unload(Loaded *l) {
@@ -300,12 +297,9 @@ static void run_tsv(const Tokenizer *t, const char *dir, const char *file, int c
     char path[4096];
     snprintf(path, sizeof(path), "%s/%s", dir, file);
     FILE *f = fopen(path, "r");
-    if (!f) {
-        if (!chat) die("cannot open %s", path);
-        return;   // chat.tsv is optional
-    }
+    if (!f) die("cannot open %s", path);
     static char line[1 << 20];
-    int lineno = 0;
+    int lineno = 0, n_references = 0;
     while (fgets(line, sizeof(line), f)) {
         lineno++;
         size_t n = strlen(line);
@@ -328,8 +322,19 @@ static void run_tsv(const Tokenizer *t, const char *dir, const char *file, int c
         check_reference(t, label, &text, ids);
         if (!chat) check_round_trip(t, text.data, text.len, label);
         free(text.data);
+        n_references++;
     }
     fclose(f);
+    check(n_references > 0, "%s holds no reference", path);
+}
+
+// --no-chat: the tokenizer has no chat template, and DIR has no chat.tsv to ignore.
+static void check_no_chat_tsv(const char *dir) {
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/chat.tsv", dir);
+    FILE *f = fopen(path, "r");
+    check(f == NULL, "%s exists but --no-chat says there are no chat references", path);
+    if (f) fclose(f);
 }
 
 // ----------------------------------------------------------------------------
@@ -563,15 +568,13 @@ static void check_build_rejects(const TokenizerSpec *good) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 3) {
-        fprintf(stderr, "usage: %s MODEL DIR\n", argv[0]);
+    int no_chat = argc == 4 && !strcmp(argv[3], "--no-chat");
+    if (argc != 3 && !no_chat) {
+        fprintf(stderr, "usage: %s MODEL DIR [--no-chat]\n", argv[0]);
         return 2;
     }
     Loaded l;
-    if (load(&l, argv[1]) != 0) {
-        printf("SKIP %s: not found\n", argv[1]);
-        return 0;
-    }
+    load(&l, argv[1]);
     Tokenizer t;
     const char *err = tokenizer_build(&t, &l.spec);
     if (err) die("tokenizer_build: %s", err);
@@ -583,7 +586,15 @@ int main(int argc, char **argv) {
         const char *what = "";
         switch (group) {
         case 0: what = "encode.tsv reference ids and round trip"; run_tsv(&t, argv[2], "encode.tsv", 0); break;
-        case 1: what = "chat.tsv reference ids"; run_tsv(&t, argv[2], "chat.tsv", 1); break;
+        case 1:
+            if (no_chat) {
+                what = "no chat template, no chat.tsv";
+                check_no_chat_tsv(argv[2]);
+            } else {
+                what = "chat.tsv reference ids";
+                run_tsv(&t, argv[2], "chat.tsv", 1);
+            }
+            break;
         case 2: what = "invalid UTF-8 is refused"; check_invalid_utf8(&t); break;
         case 3: what = "edge cases round-trip"; check_texts(&t); break;
         case 4: what = "long inputs"; check_long(&t); break;
