@@ -17,17 +17,43 @@ LDLIBS = -lm
 OMP = -fopenmp
 SANITIZE = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-.PHONY: all noomp test check-asan check-valgrind fuzz lint cross-test windows windows-test demo bench clean help print-warn
+.PHONY: all noomp reference FORCE test check-asan check-valgrind fuzz lint cross-test windows windows-test demo bench clean help print-warn
 
 all: run
 
-run: run.c tokenizer.c scripts/tokenizer_tables.h
-	$(CC) $(CFLAGS) $(WARN) $(OMP) -o $@ run.c $(LDLIBS)
+# run.c includes the other C files: one translation unit, one command.
+SOURCES = run.c format.c util.c tokenizer.c eval.c scripts/tokenizer_tables.h
+
+# OpenMP when the compiler has it (probed once per make); else a note and one thread.
+HAVE_OMP := $(shell printf 'int main(void){return 0;}' | $(CC) -fopenmp -x c - -o /dev/null 2>/dev/null && echo yes)
+ifneq ($(HAVE_OMP),yes)
+OMP =
+OMP_NOTE = @echo "make: $(CC) has no OpenMP: building ./run without it (one thread)"
+endif
+
+# ./run is rebuilt when the compiler or the flags change, not only the sources:
+# .build-flags holds the command of the last build and changes only when it does.
+BUILD = $(CC) $(CFLAGS) $(WARN)
+.build-flags: FORCE
+	@echo '$(BUILD) $(OMP)' | cmp -s - $@ || echo '$(BUILD) $(OMP)' > $@
+
+run: $(SOURCES) .build-flags
+	$(OMP_NOTE)
+	$(BUILD) $(OMP) -DBUILD_FLAGS='"$(CFLAGS) $(OMP)"' -o $@ run.c $(LDLIBS)
 
 # The same program without OpenMP: one thread, identical results. (Its pragmas are then
 # meant to be ignored; -Wno-unknown-pragmas keeps gcc from saying so at each.)
-noomp: run.c tokenizer.c scripts/tokenizer_tables.h
-	$(CC) $(CFLAGS) $(WARN) -Wno-unknown-pragmas -o run run.c $(LDLIBS)
+noomp: $(SOURCES)
+	$(BUILD) -Wno-unknown-pragmas -DBUILD_FLAGS='"$(CFLAGS)"' -o run run.c $(LDLIBS)
+	@echo noomp > .build-flags
+
+# Only the plain loops of run.c (no section 7, no OpenMP): the simplest program to read
+# and the first one to port. Same results as ./run but for the order of f32 additions.
+reference: $(SOURCES)
+	$(BUILD) -Wno-unknown-pragmas -DREFERENCE -DBUILD_FLAGS='"$(CFLAGS) -DREFERENCE"' -o run run.c $(LDLIBS)
+	@echo reference > .build-flags
+
+FORCE:
 
 # The whole test suite (golden tests against Hugging Face, tokenizer, sampler, CLI).
 test: run
@@ -77,7 +103,7 @@ windows-test:
 	WARN="$(WARN)" bash tests/ports/windows-test.sh
 
 clean:
-	rm -rf run run.exe tests/build
+	rm -rf run run.exe .build-flags tests/build bench/build
 
 # WARN, for the scripts of tests/ports/ when they are run directly rather than by make.
 print-warn:
@@ -86,6 +112,7 @@ print-warn:
 help:
 	@echo "make            build ./run (OpenMP)"
 	@echo "make noomp      build ./run without OpenMP"
+	@echo "make reference  build ./run from the plain loops only (no fast kernels, no OpenMP)"
 	@echo "make demo       download and export SmolLM2-135M-Instruct, then ask it a question"
 	@echo "make bench      speed of f32 and q8_0 on SmolLM2-135M shapes against the memory bandwidth"
 	@echo "make test       run the test suite"

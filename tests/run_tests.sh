@@ -45,7 +45,13 @@ build_test() {
 
 echo "== building"
 [ -x ./run ] || { echo "FAIL ./run is not built (make run)"; exit 1; }
-for t in test_units test_model test_tokenizer test_report; do build_test $t; done
+for t in test_units test_model test_tokenizer test_report test_unicode; do build_test $t; done
+# `make reference`'s program: only the plain loops of run.c (no section 7, no OpenMP),
+# built with ./run's flags (the Makefile's, or check-asan's) so that only the loops differ.
+REF_CFLAGS="-O3 -march=native -ffp-contract=fast"
+[ -n "${SANITIZE:-}" ] && REF_CFLAGS="-O1 -g $SANITIZE"
+$CC $REF_CFLAGS -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -DREFERENCE -Wno-unknown-pragmas \
+    -o "$BUILD/run-reference" run.c -lm || fail "cannot build the reference program (run.c -DREFERENCE)"
 
 # Every export is a check of its own: a failing export is a FAIL here, not a missing
 # file that the checks after it would report less clearly.
@@ -116,6 +122,12 @@ for m in $HF_MODELS smollm2-vocab-tiny; do count cli_golden "$BUILD/$m.bin" "$FI
 
 # ---------------------------------------------------------------------------- q8_0
 
+echo "== the plain reference loops against the fast kernels"
+for m in $HF_MODELS; do
+    count python3 tests/test_reference.py ./run "$BUILD/run-reference" "$BUILD/$m.bin" "$FIX/hf/$m" "$BUILD"
+    count python3 tests/test_reference.py ./run "$BUILD/run-reference" "$BUILD/$m-q8_0.bin" "$FIX/hf/$m" "$BUILD" q8_0
+done
+
 echo "== q8_0 against f32 (teacher-forced on the reference texts)"
 for m in $HF_MODELS; do
     count python3 tests/quant_accuracy.py ./run "$BUILD/$m.bin" "$BUILD/$m-q8_0.bin" "$FIX/hf/$m" "$BUILD" 0.95 2e-3
@@ -133,6 +145,7 @@ fi
 # ---------------------------------------------------------------------------- tokenizer
 
 echo "== tokenizer: encode/decode against Hugging Face tokenizers"
+count "$BUILD/test_unicode"
 count "$BUILD/test_tokenizer" "$BUILD/tiny-smollm2.bin" "$FIX/tokenizers/tiny-gpt2"
 count "$BUILD/test_tokenizer" "$BUILD/tiny-llama3.bin" "$FIX/tokenizers/tiny-llama3"
 count "$BUILD/test_tokenizer" "$BUILD/tiny-qwen2.bin" "$FIX/tokenizers/tiny-qwen2"
