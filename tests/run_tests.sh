@@ -106,7 +106,8 @@ count "$BUILD/test_model" "$BUILD/stories260K.bin" "$FIX/hf/stories260K-hf"
 # llama2.c's own acceptance test: `run stories260K.bin -z tok512.bin -t 0.0 -n 200`
 # ($(...) drops the final newline of both)
 out=$(./run "$BUILD/stories260K.bin" -t 0 -n 200 --stats off 2>"$BUILD/stories260K.err")
-if [ "$out" == "$(cat "$S260/expected_greedy_200.txt")" ]; then
+status=$?
+if [ "$status" -eq 0 ] && expected=$(cat "$S260/expected_greedy_200.txt") && [ -n "$out" ] && [ "$out" == "$expected" ]; then
     ok "stories260K -t 0 prints exactly llama2.c's expected_greedy_200.txt"
 else
     fail "stories260K greedy output differs from llama2.c's: $out $(cat "$BUILD/stories260K.err")"
