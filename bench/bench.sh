@@ -4,13 +4,23 @@
 #   1. bench/make_random_model.py writes the HF checkpoint bench/build/hf (once)
 #   2. ./export makes bench/build/random-f32.bin and random-q8_0.bin (again only when
 #      ./export or the checkpoint is newer); a failing q8_0 export is reported and skipped
-#   3. builds bench/bandwidth (memory read bandwidth, 1 and N threads)
-#   4. bench/bench.py times ./run (OMP_NUM_THREADS = each of BENCH_THREADS), running
-#      bench/bandwidth before, between and after the timings, and prints the table
+#   3. builds run once per compiler of BENCH_COMPILERS (bench/build/run-gcc, run-clang:
+#      the command `make run` uses, with CC set), installing clang (Debian package
+#      clang, libomp-dev for its OpenMP) when it is missing; a compiler that cannot be
+#      had is reported and left out
+#   4. builds bench/bandwidth (memory read bandwidth, 1 and N threads) and bench/peak
+#      (multiply-add peak, 1 and N threads) with each compiler, and runs bench/peak: with
+#      run's flags, and with -mprefer-vector-width=512 added where the compiler takes it
+#      (the machine's peak on AVX-512 CPUs, for which compilers otherwise pick 256 bits)
+#   5. bench/bench.py times each run binary (OMP_NUM_THREADS = each of BENCH_THREADS),
+#      running bench/bandwidth before, between and after the timings, and prints the
+#      tables: prefill as a share of the peak, generation of the bandwidth ceiling
 #
 # A benchmark, not a test: it never fails because of a number, only when something is
-# broken (./run or the f32 export fails). Environment: BENCH_THREADS (default "1 2"),
-# BENCH_RUNS (default 3), BENCH_CONTEXT (default 1024), CC, CFLAGS.
+# broken (a build, run or the f32 export fails). Environment: BENCH_THREADS (default
+# "1 2"), BENCH_COMPILERS (default "gcc clang"), BENCH_RUNS (default 3), BENCH_CONTEXT
+# (default 1024), BENCH_DEADLINE (seconds of timings after which each measurement is
+# one run; default 150), CFLAGS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,12 +28,10 @@ B=bench/build
 THREADS=${BENCH_THREADS:-1 2}
 RUNS=${BENCH_RUNS:-3}
 CONTEXT=${BENCH_CONTEXT:-1024}
-CC=${CC:-cc}
-CFLAGS=${CFLAGS:--O3 -march=native}
+COMPILERS=${BENCH_COMPILERS:-gcc clang}
+DEADLINE=${BENCH_DEADLINE:-150}
 start=$(date +%s)
 mkdir -p "$B"
-
-[ -x ./run ] || { echo "bench: ./run is missing (make run)" >&2; exit 1; }
 
 echo "== run.c benchmark =="
 model=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1)
@@ -69,15 +77,63 @@ for dtype in f32 q8_0; do
     files+=("$dtype=$out")
 done
 
-# 3. The bandwidth program.
-if [ ! -x "$B/bandwidth" ] || [ bench/bandwidth.c -nt "$B/bandwidth" ]; then
-    # shellcheck disable=SC2086
-    $CC $CFLAGS -std=c11 -Wall -Wextra -fopenmp -o "$B/bandwidth" bench/bandwidth.c
-fi
+# 3. run, once per compiler. A compiler builds it only if it also builds an OpenMP
+# program (clang needs libomp-dev for that).
+omp_ok() {
+    printf '#include <omp.h>\nint main(void) { return omp_get_max_threads() > 0 ? 0 : 1; }\n' >"$B/omp-check.c"
+    "$1" -fopenmp -o "$B/omp-check" "$B/omp-check.c" >/dev/null 2>&1
+}
+runs=()
+for cc in $COMPILERS; do
+    if ! omp_ok "$cc" && [ "$cc" = clang ]; then
+        echo "clang: not found (or without OpenMP); installing the Debian packages clang and libomp-dev"
+        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang libomp-dev; } \
+            >"$B/apt.log" 2>&1 || tail -n 3 "$B/apt.log"
+    fi
+    if ! omp_ok "$cc"; then
+        echo "$cc: absent (or cannot build an OpenMP program): not benchmarked"
+        continue
+    fi
+    # the command `make run` runs with CC=$cc (whatever the Makefile's flags are today),
+    # writing bench/build/run-$cc instead of ./run
+    cmd=$(make -s -n -B run CC="$cc" | grep -e ' -o run ' | tail -n 1)
+    [ -n "$cmd" ] || { echo "bench: cannot find the compile command in make -n run" >&2; exit 1; }
+    eval "${cmd/ -o run / -o $B/run-$cc }"
+    echo "$cc: $B/run-$cc ($("$cc" --version | head -n 1))"
+    runs+=("$cc=$B/run-$cc")
+done
+[ ${#runs[@]} -gt 0 ] || { echo "bench: no compiler builds run" >&2; exit 1; }
 
-# 4. bandwidth and ./run in turn, the table.
-python3 bench/bench.py --run ./run --threads "$THREADS" --bandwidth-bin "$B/bandwidth" \
-    --context "$CONTEXT" --runs "$RUNS" "${files[@]}"
+# 4. bandwidth and the multiply-add peak. The peak counts the best of every compiler
+# and flag set: the machine's, not one compiler's.
+first=${runs[0]%%=*}
+flags=${CFLAGS:--O3 -march=native -ffp-contract=fast}   # the Makefile's CFLAGS
+# shellcheck disable=SC2086
+"$first" $flags -std=c11 -Wall -Wextra -fopenmp -o "$B/bandwidth" bench/bandwidth.c
+echo "multiply-add peak (bench/peak: 16-lane multiply-add chains in registers, best of 5 passes):"
+peaks=""
+for r in "${runs[@]}"; do
+    cc=${r%%=*}
+    for wide in "" -mprefer-vector-width=512; do
+        if [ -n "$wide" ] && ! "$cc" $flags $wide -E -x c /dev/null >/dev/null 2>&1; then
+            continue
+        fi
+        # shellcheck disable=SC2086
+        "$cc" $flags $wide -std=c11 -Wall -Wextra -fopenmp -o "$B/peak-$cc" bench/peak.c
+        out=$("$B/peak-$cc" 0.05 2>/dev/null)
+        how=${wide:-"with run's flags"}
+        echo "$out" | sed "s/^/  $cc $how: /"
+        # "gcc:1:63.2" for run's flags, "*:1:117.0" for the widest vectors
+        tag=$cc
+        [ -n "$wide" ] && tag='*'
+        peaks+=$(echo "$out" | sed -n "s/^threads=\([0-9]*\) GMACs=\([0-9.]*\).*/$tag:\1:\2,/p" | tr -d '\n')
+    done
+done
+
+# 5. bandwidth and run in turn, the tables.
+python3 bench/bench.py --threads "$THREADS" --bandwidth-bin "$B/bandwidth" \
+    --context "$CONTEXT" --runs "$RUNS" --deadline "$DEADLINE" --peak "$peaks" \
+    "${runs[@]/#/--run=}" "${files[@]}"
 
 echo
 echo "load:    $(cut -d' ' -f1 /proc/loadavg) (1-minute load average after)"
