@@ -33,7 +33,7 @@ enum {
     H_CHAT_TEMPLATE, H_DEFAULT_SYSTEM_OFFSET, H_DEFAULT_SYSTEM_BYTES, H_TOKENS_OFFSET,
     H_MERGES_OFFSET, H_STRINGS_OFFSET, H_STRINGS_BYTES, H_WEIGHTS_OFFSET, H_FILE_BYTES,
     H_META_CRC32, H_WEIGHTS_CRC32, H_DEFAULT_TEMPERATURE, H_DEFAULT_TOP_P, H_DEFAULT_TOP_K,
-    N_HEADER_FIELDS
+    H_DEFAULT_REPETITION_PENALTY, N_HEADER_FIELDS
 };
 
 static const HeaderField HEADER[N_HEADER_FIELDS] = {
@@ -83,6 +83,7 @@ static const HeaderField HEADER[N_HEADER_FIELDS] = {
     [H_DEFAULT_TEMPERATURE] = {"default_temperature", 232, F32, 0.0, 100.0},
     [H_DEFAULT_TOP_P] = {"default_top_p", 236, F32, 0.0, 1.0},
     [H_DEFAULT_TOP_K] = {"default_top_k", 240, U32, 0, MAX_VOCAB},
+    [H_DEFAULT_REPETITION_PENALTY] = {"default_repetition_penalty", 244, F32, 0.0, 100.0},
 };
 
 // Reads field f (element i of an array field) and checks it against its range; a bad

@@ -83,6 +83,7 @@ typedef struct {
     float default_temperature;  // 0 = greedy (do_sample false)
     int default_top_k;          // 0 = off
     float default_top_p;        // 1 = off
+    float default_repetition_penalty;  // 1 = off
 } GenConfig;
 
 // A weight matrix [rows, cols] in the file's storage type. f32: w. q8_0: q and one
@@ -191,7 +192,9 @@ static void read_gen_config(Model *m) {
     f->default_temperature = header_float(m, H_DEFAULT_TEMPERATURE);
     f->default_top_p = header_float(m, H_DEFAULT_TOP_P);
     f->default_top_k = header_int(m, H_DEFAULT_TOP_K);
+    f->default_repetition_penalty = header_float(m, H_DEFAULT_REPETITION_PENALTY);
     if (f->default_top_p == 0.0f) f->default_top_p = 1.0f;  // 0 = not set
+    if (f->default_repetition_penalty == 0.0f) f->default_repetition_penalty = 1.0f;
 }
 
 // The token table (vocab_size records of 16 bytes), the merge table (n_merges records of
@@ -640,6 +643,7 @@ typedef struct {
     float temperature;  // 0 = greedy (argmax)
     int top_k;          // keep the k most likely tokens; 0 = all
     float top_p;        // keep the smallest set whose probability reaches top_p; 1 = all
+    float repetition_penalty;  // for the tokens already in the text; 1 = off
     uint64_t rng;       // xorshift64* state; the same seed gives the same text
 } SamplerConfig;
 
@@ -653,6 +657,7 @@ typedef struct {
     int vocab_size;
     float *probs;           // (vocab_size) softmax(logits / temperature)
     ProbIndex *candidates;  // (vocab_size) the tokens still in the running
+    unsigned char *seen;    // (vocab_size) scratch for the repetition penalty
 } Sampler;
 
 static void sampler_build(Sampler *sm, SamplerConfig cfg, int vocab_size) {
@@ -661,13 +666,16 @@ static void sampler_build(Sampler *sm, SamplerConfig cfg, int vocab_size) {
     sm->vocab_size = vocab_size;
     sm->probs = xcalloc((size_t)vocab_size, sizeof(float));
     sm->candidates = xcalloc((size_t)vocab_size, sizeof(ProbIndex));
+    sm->seen = xcalloc((size_t)vocab_size, 1);
 }
 
 static void sampler_free(Sampler *sm) {
     free(sm->probs);
     free(sm->candidates);
+    free(sm->seen);
     sm->probs = NULL;
     sm->candidates = NULL;
+    sm->seen = NULL;
 }
 
 static uint32_t random_u32(uint64_t *state) {
@@ -691,6 +699,22 @@ static int compare_prob_desc(const void *a, const void *b) {
     const ProbIndex *x = a, *y = b;
     if (x->prob != y->prob) return x->prob > y->prob ? -1 : 1;
     return x->id - y->id;
+}
+
+// The repetition penalty, as transformers applies it before temperature, top-k and
+// top-p (and in greedy decoding too): the logit of every token id already in the text
+// (ids: the prompt and the answer so far) is divided by the penalty when positive and
+// multiplied by it when negative, once per id however often it occurs.
+static void penalize_repeats(Sampler *sm, float *logits, const int *ids, int n) {
+    float penalty = sm->cfg.repetition_penalty;
+    if (penalty == 1.0f || penalty <= 0.0f) return;
+    for (int i = 0; i < n; i++) {
+        int id = ids[i];
+        if (sm->seen[id]) continue;
+        sm->seen[id] = 1;
+        logits[id] = logits[id] > 0.0f ? logits[id] / penalty : logits[id] * penalty;
+    }
+    for (int i = 0; i < n; i++) sm->seen[ids[i]] = 0;
 }
 
 // The distribution to draw from, as Hugging Face's generate builds it with
@@ -720,11 +744,15 @@ static int sampler_distribution(Sampler *sm, const float *logits, float temperat
     return keep;
 }
 
+// Temperatures below this are greedy, the limit T -> 0: logits / T would overflow a float
+// to inf for T near 1e-38, and the softmax of inf - inf is NaN.
+#define GREEDY_BELOW_TEMPERATURE 1e-6f
+
 // The next token: the most likely one (temperature 0), else a draw from the
 // distribution above, renormalised over the tokens kept.
 static int sample(Sampler *sm, const float *logits) {
     const SamplerConfig *cfg = &sm->cfg;
-    if (cfg->temperature <= 0.0f) return argmax(logits, sm->vocab_size);
+    if (cfg->temperature < GREEDY_BELOW_TEMPERATURE) return argmax(logits, sm->vocab_size);
     int keep = sampler_distribution(sm, logits, cfg->temperature, cfg->top_k, cfg->top_p);
     const ProbIndex *cand = sm->candidates;
     float total = 0.0f;
@@ -813,19 +841,6 @@ enum { STATS_TEXT, STATS_JSON, STATS_OFF };
 // tokens per second (0 when nothing was timed)
 static double rate(int tokens, double seconds) { return seconds > 0 ? tokens / seconds : 0.0; }
 
-static void print_stats(const Stats *st, int mode) {
-    if (mode == STATS_OFF) return;
-    double prefill = rate(st->prompt_tokens, st->prefill_s), gen = rate(st->new_tokens, st->gen_s);
-    if (mode == STATS_JSON)
-        fprintf(stderr, "{\"prompt_tokens\": %d, \"prefill_tok_s\": %.2f, \"new_tokens\": %d, "
-                "\"gen_tok_s\": %.2f, \"ttft_ms\": %.2f, \"peak_rss_mb\": %.1f}\n",
-                st->prompt_tokens, prefill, st->new_tokens, gen, st->ttft_s * 1e3, peak_rss_mb());
-    else
-        fprintf(stderr, "[prompt: %d tokens, %.1f tok/s | answer: %d tokens, %.1f tok/s | "
-                "first token after %.0f ms]\n",
-                st->prompt_tokens, prefill, st->new_tokens, gen, st->ttft_s * 1e3);
-}
-
 // A conversation with the model: the KV cache holds the tokens history[0..pos-1].
 typedef struct {
     const Model *model;
@@ -839,7 +854,24 @@ typedef struct {
     int top_logprobs;       // show the this many most likely candidates of each token
     Text *top_json;         // ... as JSON appended here (--batch), or NULL: on stderr
     Stats stats;            // of the last answer
+    uint64_t seed;          // the sampler's seed, printed with the statistics
 } Session;
+
+// The statistics of the last answer on stderr: a line of text, or a JSON object.
+static void print_stats(const Session *ss, int mode) {
+    const Stats *st = &ss->stats;
+    if (mode == STATS_OFF) return;
+    double prefill = rate(st->prompt_tokens, st->prefill_s), gen = rate(st->new_tokens, st->gen_s);
+    if (mode == STATS_JSON)
+        fprintf(stderr, "{\"prompt_tokens\": %d, \"prefill_tok_s\": %.2f, \"new_tokens\": %d, "
+                "\"gen_tok_s\": %.2f, \"ttft_ms\": %.2f, \"peak_rss_mb\": %.1f, \"seed\": %llu}\n",
+                st->prompt_tokens, prefill, st->new_tokens, gen, st->ttft_s * 1e3, peak_rss_mb(),
+                (unsigned long long)ss->seed);
+    else
+        fprintf(stderr, "[prompt: %d tokens, %.1f tok/s | answer: %d tokens, %.1f tok/s | "
+                "first token after %.0f ms | seed %llu]\n",
+                st->prompt_tokens, prefill, st->new_tokens, gen, st->ttft_s * 1e3, (unsigned long long)ss->seed);
+}
 
 // --top-logprobs (eval.c): the most likely candidates for the token after prev.
 #define MAX_TOP_LOGPROBS 20
@@ -946,6 +978,7 @@ static int session_generate(Session *ss, const int *prompt, int n_prompt, FILE *
             fputs("\n[interrupted]\n", stderr);
             break;
         }
+        penalize_repeats(&ss->sampler, logits, ss->history, ss->pos);
         int next = sample(&ss->sampler, logits);
         if (n == 0) st->ttft_s = now_seconds() - t0;
         if (ss->top_logprobs > 0) report_top(ss, logits, prev);
@@ -969,49 +1002,57 @@ static int session_generate(Session *ss, const int *prompt, int n_prompt, FILE *
     return 0;
 }
 
-// Chat: -i is the first user turn, then one turn per line of stdin until EOF. The KV
-// cache is kept across turns, so each turn only processes its own new tokens.
-static void chat(Session *ss, const char *system, const char *first_prompt, int stats_mode) {
-    const Model *m = ss->model;
+// A chat turn of n tokens that does not fit in what is left of the context.
+static void chat_too_long(const Session *ss, int n) {
+    int seq_len = ss->state.seq_len, max = ss->model->config.max_seq_len;
+    fprintf(stderr, "run: this turn needs %d tokens but only %d of the %d-token context are left; turn "
+            "ignored. Type /clear to start a new conversation", n, seq_len - ss->pos, seq_len);
+    if (seq_len < max) fprintf(stderr, ", or run with a larger -c (the model allows %d)", max);
+    fputs(".\n", stderr);
+}
+
+// Chat: -i is the first user turn, then one turn per line of stdin until /bye or the
+// end of input; /clear starts a new conversation. The KV cache is kept across turns, so
+// each turn only processes its own new tokens. Returns how many turns were refused (not
+// valid UTF-8, or longer than the context left), so that the exit status can say so.
+static int chat(Session *ss, const char *system, const char *first_prompt, int stats_mode) {
     char date[32];
     today(date, sizeof(date));
-    int interactive = isatty(fileno(stdin));
-    int first = 1;
-    const char *pending = first_prompt;
+    int interactive = isatty(fileno(stdin)), first = 1, refused = 0;
+    const char *user = first_prompt;
     Text line = {0}, turn = {0};
-    for (;;) {
-        const char *user = pending;
-        pending = NULL;
+    for (;; user = NULL) {
         if (!user) {
             if (interactive) fputs("> ", stderr);
             if (!read_line(&line, stdin)) break;
             user = line.data;
         }
-        turn.len = 0;
-        render_turn(&turn, &m->gen, system, user, first, date);
-        int n;
-        int *ids = encode(m, turn.data, 0, &n);
-        if (!ids) {
-            fprintf(stderr, "run: the input is not valid UTF-8; turn ignored\n");
+        if (!strcmp(user, "/bye")) break;
+        if (!strcmp(user, "/clear")) {
+            ss->pos = 0;
+            first = 1;
             continue;
         }
-        if (session_generate(ss, ids, n, stdout, NULL) != 0) {
-            fprintf(stderr, "run: this turn needs %d tokens but only %d of the %d-token context are "
-                    "left; turn ignored. Start a new conversation, or run with a larger -c "
-                    "(the model allows %d).\n", n, ss->state.seq_len - ss->pos, ss->state.seq_len,
-                    m->config.max_seq_len);
-        } else {
+        turn.len = 0;
+        render_turn(&turn, &ss->model->gen, system, user, first, date);
+        int n, ok = 0;
+        int *ids = encode(ss->model, turn.data, 0, &n);
+        if (!ids) fprintf(stderr, "run: the input is not valid UTF-8; turn ignored\n");
+        else if (session_generate(ss, ids, n, stdout, NULL) != 0) chat_too_long(ss, n);
+        else ok = 1;
+        refused += !ok;
+        if (ok) {
             fputc('\n', stdout);
-            fflush(stdout);
-            print_stats(&ss->stats, stats_mode);
+            flush_or_exit(stdout);
+            print_stats(ss, stats_mode);
             first = 0;
         }
         free(ids);
     }
     text_free(&line);
     text_free(&turn);
+    return refused;
 }
-
 
 // The evaluation workflows: perplexity, classification with its report, batches.
 #include "eval.c"
@@ -1027,11 +1068,17 @@ static void usage(FILE *f) {
           "  -i, --prompt TEXT         the prompt (chat: the first user turn; further turns\n"
           "                            are read from stdin, one per line; perplexity and\n"
           "                            classify: a file)\n"
+          "                            In chat, /clear starts a new conversation and /bye (or\n"
+          "                            the end of input) ends it. Ctrl-C stops an answer; a\n"
+          "                            second Ctrl-C ends the program (status 130).\n"
           "  -y, --system TEXT         chat: the system prompt (default: the model's own)\n"
           "  -t, --temperature T       0 = greedy (default: the model's generation_config)\n"
           "  -p, --top-p P             nucleus sampling: keep the most likely tokens up to\n"
           "                            probability P (1 = off)\n"
           "  -k, --top-k K             keep the K most likely tokens (0 = off)\n"
+          "      --repeat-penalty P    divide the logits of the tokens already in the text\n"
+          "                            by P (transformers' repetition_penalty; 1 = off;\n"
+          "                            default: the model's generation_config)\n"
           "  -s, --seed N              random seed (default: the time)\n"
           "  -n, --max-new-tokens N    new tokens per answer (default 256; -1 = no limit)\n"
           "  -c, --context N           KV cache length (default: min(model max, 2048))\n"
@@ -1067,7 +1114,7 @@ typedef struct {
     const char *model_path, *mode, *prompt, *system, *dump_logits;
     const char *labels, *template_, *output, *batch;
     int free_answer, info, pieces, top_logprobs, threads;
-    float temperature, top_p;
+    float temperature, top_p, repeat_penalty;
     int top_k, max_new_tokens, context, ignore_eos, verify;
     int has_temperature, has_top_p, has_top_k;
     const char *stats;
@@ -1132,6 +1179,7 @@ static int parse_value(Options *o, const char *a, const char *v) {
     } else if (is_option(a, "-s", "--seed")) o->seed = parse_int(v, a, 0, INT64_MAX);
     else if (is_option(a, "-n", "--max-new-tokens")) o->max_new_tokens = (int)parse_int(v, a, -1, MAX_SEQ);
     else if (is_option(a, "-c", "--context")) o->context = (int)parse_int(v, a, 1, MAX_SEQ);
+    else if (!strcmp(a, "--repeat-penalty")) o->repeat_penalty = parse_float(v, a, 0.01, 100);
     else if (!strcmp(a, "--threads")) o->threads = (int)parse_int(v, a, 1, 1024);
     else if (!strcmp(a, "--top-logprobs")) o->top_logprobs = (int)parse_int(v, a, 1, MAX_TOP_LOGPROBS);
     else if (!strcmp(a, "--dump-logits")) o->dump_logits = v;
@@ -1179,7 +1227,7 @@ static void run_generate(Session *ss, const char *prompt, int stats) {
     if (n > ss->state.seq_len) fatal("the prompt is %d tokens, longer than the context (%d; see -c)", n, ss->state.seq_len);
     session_generate(ss, ids, n, stdout, NULL);
     fputc('\n', stdout);
-    print_stats(&ss->stats, stats);
+    print_stats(ss, stats);
     free(ids);
 }
 
@@ -1226,9 +1274,11 @@ static void session_open(Session *ss, const Model *m, const Options *o) {
         .temperature = o->has_temperature ? o->temperature : m->gen.default_temperature,
         .top_k = o->has_top_k ? o->top_k : m->gen.default_top_k,
         .top_p = o->has_top_p ? o->top_p : m->gen.default_top_p,
+        .repetition_penalty = o->repeat_penalty > 0 ? o->repeat_penalty : m->gen.default_repetition_penalty,
         .rng = o->seed >= 0 ? (uint64_t)o->seed : (uint64_t)time(NULL),
     };
     session_build(ss, m, seq_len, sc);
+    ss->seed = sc.rng;
     ss->max_new_tokens = o->max_new_tokens;
     ss->ignore_eos = o->ignore_eos;
     ss->top_logprobs = o->top_logprobs;
@@ -1266,7 +1316,7 @@ int main(int argc, char **argv) {
     }
     Session ss;
     session_open(&ss, &model, &o);
-    int stats = STATS_TEXT;
+    int stats = STATS_TEXT, status = 0;
     if (!strcmp(o.stats, "json")) stats = STATS_JSON;
     if (!strcmp(o.stats, "off")) stats = STATS_OFF;
     if (o.batch) batch(&ss, o.batch, !strcmp(mode, "chat"), o.system, ss.sampler.cfg);
@@ -1274,13 +1324,15 @@ int main(int argc, char **argv) {
         ClassifyOptions co = {o.system, o.template_ ? o.template_ : "{text}", o.labels, o.free_answer,
                               o.max_new_tokens};
         run_classify(&ss, o.prompt, &co, o.output);
-    } else if (!strcmp(mode, "chat")) chat(&ss, o.system, o.prompt, stats);
-    else if (!strcmp(mode, "perplexity")) run_perplexity(&ss, o.prompt);
+    } else if (!strcmp(mode, "chat")) {
+        status = chat(&ss, o.system, o.prompt, stats) > 0;
+    } else if (!strcmp(mode, "perplexity")) run_perplexity(&ss, o.prompt);
     else run_generate(&ss, o.prompt, stats);
     if (ss.dump_logits && fclose(ss.dump_logits) != 0) fatal("cannot write %s", o.dump_logits);
+    if (stop_answer) status = 130;  // Ctrl-C stopped the answer: what was done is kept
     session_free(&ss);
     model_close(&model);
-    return 0;
+    return status;
 }
 #endif
 

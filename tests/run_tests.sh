@@ -161,6 +161,9 @@ echo "== evaluation: classification report vs scikit-learn, classify, batch, per
 count bash tests/report_sklearn.sh "$BUILD"
 count python3 tests/test_eval.py ./run "$BUILD/tiny-smollm2.bin"
 
+echo "== the command line: errors, exit codes, chat commands, settings, --info, --pieces"
+count python3 tests/test_cli.py ./run "$BUILD/tiny-smollm2.bin" "$FIX/hf/tiny-smollm2" "$BUILD"
+
 # ---------------------------------------------------------------------------- bad input
 
 echo "== bad input: clear errors, non-zero exit, no crash"

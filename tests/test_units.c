@@ -202,8 +202,26 @@ static void test_chat_templates(const char *tsv_path) {
     check(n_renderings > 0, msg);
 }
 
+// The repetition penalty by hand, with transformers' rule: logits [2, -1, 0.5, 3],
+// ids so far [0, 1, 0] (token 0 twice), penalty 2: token 0 (positive) 2 / 2 = 1,
+// token 1 (negative) -1 * 2 = -2, tokens 2 and 3 (not in the text) unchanged; each
+// id once, however often it occurs.
+static void test_repetition_penalty(void) {
+    Sampler sm;
+    sampler_build(&sm, (SamplerConfig){.temperature = 0.0f, .top_p = 1.0f, .repetition_penalty = 2.0f}, 4);
+    float logits[4] = {2.0f, -1.0f, 0.5f, 3.0f};
+    const int ids[3] = {0, 1, 0};
+    penalize_repeats(&sm, logits, ids, 3);
+    check(logits[0] == 1.0f && logits[1] == -2.0f && logits[2] == 0.5f && logits[3] == 3.0f,
+          "repetition penalty 2 on [2, -1, 0.5, 3] after ids [0, 1, 0] gives [1, -2, 0.5, 3]");
+    penalize_repeats(&sm, logits, ids, 3);  // the scratch marks were cleared: it applies again
+    check(logits[0] == 0.5f && logits[1] == -4.0f, "... and a second step penalises again: [0.5, -4, ...]");
+    sampler_free(&sm);
+}
+
 int main(int argc, char **argv) {
     test_sampler();
+    test_repetition_penalty();
     test_utf8_stream();
     if (argc > 1) test_chat_templates(argv[1]);
     else check(0, "no chat template renderings file given (test_units RENDERINGS.tsv)");
