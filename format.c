@@ -196,3 +196,12 @@ static void check_file(Model *m) {
         memcpy(m->data, m->map, m->size);
     }
 }
+
+// A token id field: -1 (none) where allowed, else an id of the vocabulary.
+static int header_token(const Model *m, int f, int i) {
+    int id = (int)header_get(m, f, i);
+    if (id >= m->config.vocab_size)
+        fatal("%s: header field %s = %d is not below vocab_size (%d)", m->path, HEADER[f].name, id,
+              m->config.vocab_size);
+    return id;
+}

@@ -130,7 +130,6 @@ typedef struct {
 // FORMAT.md says it is: format.c, beside this file.
 #include "format.c"
 
-
 static void read_config(Model *m) {
     Config *c = &m->config;
     c->dim = header_int(m, H_DIM);
@@ -164,15 +163,6 @@ static void read_config(Model *m) {
         if (c->dim % g || c->hidden_dim % g || (c->n_heads * c->head_dim) % g)
             fatal("%s: group_size %d does not divide every row length", m->path, g);
     }
-}
-
-// A token id field: -1 (none) where allowed, else an id of the vocabulary.
-static int header_token(const Model *m, int f, int i) {
-    int id = (int)header_get(m, f, i);
-    if (id >= m->config.vocab_size)
-        fatal("%s: header field %s = %d is not below vocab_size (%d)", m->path, HEADER[f].name, id,
-              m->config.vocab_size);
-    return id;
 }
 
 static void read_gen_config(Model *m) {
@@ -1063,8 +1053,7 @@ static int chat(Session *ss, const char *system, const char *first_prompt, int s
 static void usage(FILE *f) {
     fputs("Usage: run MODEL.bin [options]\n"
           "  -m, --mode MODE           generate | chat | tokenize | perplexity | classify\n"
-          "                            (default: chat for models with a chat template,\n"
-          "                            else generate)\n"
+          "                            (default: chat if the model has a chat template)\n"
           "  -i, --prompt TEXT         the prompt (chat: the first user turn; further turns\n"
           "                            are read from stdin, one per line; perplexity and\n"
           "                            classify: a file)\n"
@@ -1073,8 +1062,7 @@ static void usage(FILE *f) {
           "                            second Ctrl-C ends the program (status 130).\n"
           "  -y, --system TEXT         chat: the system prompt (default: the model's own)\n"
           "  -t, --temperature T       0 = greedy (default: the model's generation_config)\n"
-          "  -p, --top-p P             nucleus sampling: keep the most likely tokens up to\n"
-          "                            probability P (1 = off)\n"
+          "  -p, --top-p P             keep the most likely tokens up to probability P (1 = off)\n"
           "  -k, --top-k K             keep the K most likely tokens (0 = off)\n"
           "      --repeat-penalty P    divide the logits of the tokens already in the text\n"
           "                            by P (transformers' repetition_penalty; 1 = off;\n"
@@ -1084,15 +1072,12 @@ static void usage(FILE *f) {
           "  -c, --context N           KV cache length (default: min(model max, 2048))\n"
           "      --threads N           threads (default: OpenMP's, all cores; -t is the\n"
           "                            temperature, as in llama2.c)\n"
-          "      --threads N           threads (default: OpenMP's, all cores; -t is the\n"
-          "                            temperature, as in llama2.c)\n"
           "      --ignore-eos          do not stop at end-of-sequence/end-of-turn tokens\n"
           "      --top-logprobs N      show the N most likely candidates of every token, with\n"
           "                            their probabilities after -t, -k and -p (stderr)\n"
           "      --dump-logits FILE    write the float32 logits of every processed position\n"
           "      --stats text|json|off statistics after each answer on stderr (default text)\n"
-          "      --info                the model's hyperparameters, tensors, tokenizer, chat\n"
-          "                            format and sampling defaults, then exit\n"
+          "      --info                the model's hyperparameters, tensors, tokenizer, ...\n"
           "      --pieces              tokenize: each token's id and text, one per line\n"
           "      --verify              check the weights' checksum, then exit\n"
           "  Evaluation:\n"
@@ -1103,8 +1088,7 @@ static void usage(FILE *f) {
           "      --free                generate the answer (greedy, -n tokens) and match it to a\n"
           "                            label, instead of scoring the labels\n"
           "      --output FILE         the per-row lines go to FILE instead of stdout\n"
-          "  -m perplexity -i FILE     score a text: per-token log-probabilities, mean NLL,\n"
-          "                            perplexity\n"
+          "  -m perplexity -i FILE     per-token log-probabilities, mean NLL, perplexity\n"
           "      --batch FILE          one prompt per line (or JSON: prompt, system, temperature,\n"
           "                            top_k, top_p, seed, max_new_tokens); JSON Lines out\n"
           "  -h, --help                this help;  --version  the build\n", f);
@@ -1120,28 +1104,6 @@ typedef struct {
     const char *stats;
     long long seed;
 } Options;
-
-static long long parse_int(const char *s, const char *name, long long lo, long long hi) {
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi)
-        fatal("%s expects a whole number in [%lld, %lld], got '%s'", name, lo, hi, s);
-    return v;
-}
-
-static float parse_float(const char *s, const char *name, double lo, double hi) {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || !(v >= lo && v <= hi))
-        fatal("%s expects a number in [%g, %g], got '%s'", name, lo, hi, s);
-    return (float)v;
-}
-
-static int is_option(const char *arg, const char *short_name, const char *long_name) {
-    return !strcmp(arg, short_name) || !strcmp(arg, long_name);
-}
 
 // The options without a value; returns 0 if a is none of them.
 static int parse_flag(Options *o, const char *a) {

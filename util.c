@@ -232,6 +232,31 @@ static int big_endian_host(void) {
 }
 
 // ----------------------------------------------------------------------------
+// Command-line values: a number in range, or one clear line and exit 1
+
+static long long parse_int(const char *s, const char *name, long long lo, long long hi) {
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi)
+        fatal("%s expects a whole number in [%lld, %lld], got '%s'", name, lo, hi, s);
+    return v;
+}
+
+static float parse_float(const char *s, const char *name, double lo, double hi) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !(v >= lo && v <= hi))
+        fatal("%s expects a number in [%g, %g], got '%s'", name, lo, hi, s);
+    return (float)v;
+}
+
+static int is_option(const char *arg, const char *short_name, const char *long_name) {
+    return !strcmp(arg, short_name) || !strcmp(arg, long_name);
+}
+
+// ----------------------------------------------------------------------------
 // The operating system: POSIX (Linux, macOS, the BSDs) or Windows (mingw-w64).
 // Everything else is standard C11; these few functions are all that differ.
 
