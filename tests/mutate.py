@@ -1,0 +1,182 @@
+#!/usr/bin/env python3
+"""Mutation testing: does the test suite fail when the program is wrong?
+
+    python3 tests/mutate.py [--only NAME,NAME] [--timeout SECONDS] [--keep]
+    python3 tests/mutate.py --check     (only: is every mutant's text still in the code?)
+    (make mutate)
+
+Applies the mutants of tests/mutants.txt one at a time to a copy of the repository in a
+temporary folder (the checkout itself is never changed), builds ./run there and runs
+the suite (tests/run_tests.sh) on each. A mutant is killed when the build fails, the
+suite fails or the suite runs past the timeout; it survives when the suite passes.
+The copy holds the files that git tracks, as they are in the working tree (with any
+uncommitted edits). The suite runs once unmutated first: it must pass.
+
+Prints one line per mutant, then the score (killed / mutants run) and the survivors.
+A mutant whose original text does not occur exactly once is stale (the code moved on:
+update tests/mutants.txt); one marked `equivalent:` is listed and not run. Logs are in
+the copy's tests/build/mutate/ (kept with --keep). Exit status: 0 if no mutant
+survived and none is stale, else 1.
+"""
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def parse_mutants(path):
+    """The blocks of mutants.txt as dicts (name, file, from, to, why, equivalent)."""
+    mutants, current = [], None
+    for number, line in enumerate(open(path, encoding="utf-8").read().split("\n"), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        if line.startswith("[") and line.rstrip().endswith("]"):
+            current = {"name": line.strip()[1:-1], "line": number}
+            mutants.append(current)
+            continue
+        key, sep, value = line.partition(": ")
+        if current is None or not sep or key not in ("file", "from", "to", "why", "equivalent"):
+            sys.exit(f"{path}:{number}: expected '[name]' or 'key: value', got {line!r}")
+        current[key] = value
+    for m in mutants:
+        missing = [k for k in ("file", "from", "to", "why") if k not in m]
+        if missing:
+            sys.exit(f"{path}:{m['line']}: mutant {m['name']} has no {', '.join(missing)}")
+    names = [m["name"] for m in mutants]
+    if len(set(names)) != len(names):
+        sys.exit(f"{path}: mutant names are not unique")
+    return mutants
+
+
+def copy_tree(dest):
+    """The tracked files of the checkout, as they are in the working tree, into dest."""
+    files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True,
+                           check=True).stdout.decode().split("\0")
+    for f in filter(None, files):
+        src = os.path.join(ROOT, f)
+        if not os.path.lexists(src):
+            continue  # deleted in the working tree
+        os.makedirs(os.path.dirname(os.path.join(dest, f)), exist_ok=True)
+        shutil.copy2(src, os.path.join(dest, f), follow_symlinks=False)
+
+
+def run_suite(tree, log_path, timeout):
+    """'pass', 'build' (./run did not build), 'fail' or 'timeout'; output to log_path."""
+    with open(log_path, "w") as log:
+        build = subprocess.run(["make", "-s", "run"], cwd=tree, stdout=log, stderr=subprocess.STDOUT)
+        if build.returncode != 0:
+            return "build"
+        try:
+            suite = subprocess.run(["bash", "tests/run_tests.sh"], cwd=tree, stdout=log,
+                                   stderr=subprocess.STDOUT, timeout=timeout, start_new_session=True)
+        except subprocess.TimeoutExpired:
+            return "timeout"
+    return "pass" if suite.returncode == 0 else "fail"
+
+
+def last_line(path):
+    lines = [x for x in open(path, errors="replace").read().splitlines() if x.strip()]
+    return lines[-1] if lines else ""
+
+
+def first_fail(path):
+    for x in open(path, errors="replace").read().splitlines():
+        if x.startswith("FAIL"):
+            return x[:150]
+    return ""
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--only", help="comma-separated mutant names to run")
+    ap.add_argument("--timeout", type=int, default=900, help="seconds per suite run (default 900)")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary copy")
+    ap.add_argument("--mutants", default=os.path.join(ROOT, "tests", "mutants.txt"))
+    ap.add_argument("--check", action="store_true", help="only report stale mutants")
+    args = ap.parse_args()
+
+    mutants = parse_mutants(args.mutants)
+    if args.check:
+        stale = [m for m in mutants if open(os.path.join(ROOT, m["file"]), encoding="utf-8").read().count(m["from"]) != 1]
+        for m in stale:
+            print(f"stale {m['name']} ({m['file']}): its text does not occur exactly once")
+        print(f"{len(mutants)} mutants, {len(stale)} stale")
+        return 1 if stale else 0
+    if args.only:
+        wanted = set(args.only.split(","))
+        unknown = wanted - {m["name"] for m in mutants}
+        if unknown:
+            sys.exit(f"no such mutant: {', '.join(sorted(unknown))}")
+        mutants = [m for m in mutants if m["name"] in wanted]
+
+    tree = tempfile.mkdtemp(prefix="runc-mutate-")
+    try:
+        copy_tree(tree)
+        logs = os.path.join(tree, "tests", "build", "mutate")
+        os.makedirs(logs)
+        print(f"copy of the checkout: {tree}", flush=True)
+        t0 = time.time()
+        status = run_suite(tree, os.path.join(logs, "baseline.log"), args.timeout)
+        print(f"baseline ({time.time() - t0:.0f} s): {last_line(os.path.join(logs, 'baseline.log'))}", flush=True)
+        if status != "pass":
+            print(f"the suite does not pass without mutants ({status}): see {logs}/baseline.log")
+            args.keep = True
+            return 1
+
+        killed, survived, stale, equivalent = [], [], [], []
+        for i, m in enumerate(mutants, 1):
+            tag = f"[{i}/{len(mutants)}] {m['name']}"
+            if "equivalent" in m:
+                equivalent.append(m)
+                print(f"{tag}: equivalent, not run ({m['equivalent']})", flush=True)
+                continue
+            path = os.path.join(tree, m["file"])
+            original = open(path, encoding="utf-8").read()
+            if original.count(m["from"]) != 1:
+                stale.append(m)
+                print(f"{tag}: STALE: its text occurs {original.count(m['from'])} times in {m['file']}", flush=True)
+                continue
+            log = os.path.join(logs, m["name"] + ".log")
+            t0 = time.time()
+            try:
+                with open(path, "w", encoding="utf-8") as f:
+                    f.write(original.replace(m["from"], m["to"]))
+                status = run_suite(tree, log, args.timeout)
+            finally:
+                with open(path, "w", encoding="utf-8") as f:  # restored, whatever happened
+                    f.write(original)
+            took = f"{time.time() - t0:.0f} s"
+            if status == "pass":
+                survived.append(m)
+                print(f"{tag}: SURVIVED ({took}): {m['why']}", flush=True)
+            else:
+                killed.append(m)
+                detail = {"build": "the build fails", "timeout": "the suite timed out"}.get(status) or first_fail(log)
+                print(f"{tag}: killed ({took}): {detail}", flush=True)
+
+        ran = len(killed) + len(survived)
+        print()
+        if ran:
+            print(f"mutation score: {len(killed)} of {ran} killed ({100 * len(killed) / ran:.1f}%)"
+                  f"; {len(equivalent)} equivalent (not run), {len(stale)} stale")
+        for m in survived:
+            print(f"survivor {m['name']} ({m['file']}): {m['why']}")
+        for m in stale:
+            print(f"stale {m['name']} ({m['file']}): update tests/mutants.txt")
+        return 0 if not survived and not stale else 1
+    except KeyboardInterrupt:
+        print("\ninterrupted (the checkout was never changed)")
+        return 130
+    finally:
+        if args.keep:
+            print(f"kept {tree}")
+        else:
+            shutil.rmtree(tree, ignore_errors=True)
+
+
+sys.exit(main())
