@@ -53,8 +53,8 @@ def interrupt_chat(run, model):
         proc.kill()
         _, err = proc.communicate()
     err = err.decode(errors="replace")
-    check(proc.returncode == 0 and err.count("[interrupted]") == 2 and err.count("[prompt:") == 2,
-          "chat: Ctrl-C stops the answer and returns to the prompt (twice), EOF then exits 0",
+    check(proc.returncode == 130 and err.count("[interrupted]") == 2 and err.count("[prompt:") == 2,
+          "chat: Ctrl-C stops the answer and returns to the prompt (twice); at EOF the exit status is 130",
           f"status {proc.returncode}, stderr: {err}")
 
     proc = subprocess.Popen([run, model, "-m", "chat", "-i", "Hello", "-n", "-1", "--ignore-eos", "-t", "0"],
@@ -85,13 +85,14 @@ def context_limits(run, model):
     check(proc.returncode == 0 and "context full" in err, "generation that reaches the context end stops cleanly with a notice",
           f"status {proc.returncode}, stderr {err}")
 
-    # 1st turn fits; the 2nd is far too long and is refused with advice; the 3rd fits again.
+    # 1st turn fits; the 2nd is far too long and is refused with advice; the 3rd fits again;
+    # the refused turn makes the exit status 1.
     turns = "What is a very long question? " * 40 + "\nAnd a short one?\n"
     proc = subprocess.run([run, model, "-m", "chat", "-i", "Hi", "-c", "120", "-n", "4", "--ignore-eos", "-t", "0"],
                           input=turns.encode(), capture_output=True)
     err = proc.stderr.decode()
-    check(proc.returncode == 0 and "turn ignored" in err and "-c" in err and err.count("[prompt:") == 2,
-          "chat: a turn that would overflow the context is refused, and the conversation goes on",
+    check(proc.returncode == 1 and "turn ignored" in err and "-c" in err and err.count("[prompt:") == 2,
+          "chat: a turn that would overflow the context is refused, the conversation goes on, exit status 1",
           f"status {proc.returncode}, stderr {err}")
 
 
