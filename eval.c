@@ -48,15 +48,61 @@ static void perplexity(Session *ss, const int *ids, int n, FILE *out) {
             write_escaped(out, piece, len);
             fputc('\n', out);
         }
+        flush_or_exit(out);  // a full disk ends the run now, not after the whole text
     }
     int predicted = n - 1;
     fprintf(out, "tokens %d, predicted %d, mean NLL %.6f, perplexity %.6f\n", n, predicted,
             predicted > 0 ? nll / predicted : 0.0, predicted > 0 ? exp(nll / predicted) : 1.0);
+    flush_or_exit(out);
 }
 
-// -m perplexity -i FILE: the text of FILE scored by the model.
+// The most bytes of text that seq_len tokens can stand for. A token stands for at most
+// the bytes of the longest token in the vocabulary, and what the tokenizer does first
+// shrinks a text at most 3 times (NFC composes a Hangul syllable of 9 bytes into one of
+// 3; SentencePiece reads the 3 bytes of U+2581 as one space). A longer text is more
+// tokens than the context holds, whatever it says.
+static size_t max_text_bytes(const Tokenizer *t, int seq_len) {
+    uint64_t longest = 1;
+    for (int i = 0; i < t->spec.vocab_size; i++)
+        if (t->spec.tokens[i].bytes > longest) longest = t->spec.tokens[i].bytes;
+    uint64_t bytes = 3 * longest * (uint64_t)seq_len;  // < 3 * 2^32 * 2^22: no overflow
+    return bytes < SIZE_MAX ? (size_t)bytes : SIZE_MAX - 1;
+}
+
+// The file at path (malloc'ed, NUL-terminated, *len bytes), or NULL if it holds more
+// than max bytes: only max + 1 bytes are ever read, so a huge file costs no memory.
+static char *read_file_upto(const char *path, size_t max, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) fatal("cannot open %s: %s", path, strerror(errno));
+    Text t = {0};
+    char buf[65536];
+    size_t got;
+    text_append(&t, "", 0);
+    while (t.len <= max) {
+        size_t want = max + 1 - t.len < sizeof(buf) ? max + 1 - t.len : sizeof(buf);
+        if ((got = fread(buf, 1, want, f)) == 0) break;
+        text_append(&t, buf, got);
+    }
+    if (ferror(f)) fatal("cannot read %s: %s", path, strerror(errno));
+    fclose(f);
+    *len = t.len;
+    if (t.len <= max) return t.data;
+    text_free(&t);
+    return NULL;
+}
+
+// -m perplexity -i FILE: the text of FILE scored by the model. A file too long for the
+// context is refused before it is read (see max_text_bytes).
 static void run_perplexity(Session *ss, const char *path) {
-    char *text = read_file(path);
+    const Tokenizer *tok = &ss->model->tokenizer;
+    size_t fits = max_text_bytes(tok, ss->state.seq_len), len;
+    size_t max = fits < TOKENIZER_MAX_TEXT ? fits : TOKENIZER_MAX_TEXT;
+    char *text = read_file_upto(path, max, &len);
+    if (!text && max == fits)
+        fatal("%s is too long: the %d-token context (see -c) holds at most %zu bytes of text with this "
+              "tokenizer, and the file has more", path, ss->state.seq_len, fits);
+    if (!text) fatal("%s is too long: the tokenizer takes at most %zu bytes of text", path, max);
+    if (memchr(text, '\0', len)) fatal("%s contains a NUL byte: it is not a text file", path);
     int n;
     int *ids = encode(ss->model, text, ss->model->gen.add_bos, &n);
     if (!ids) fatal("%s is not valid UTF-8", path);
@@ -115,14 +161,14 @@ static int compare_strings(const void *a, const void *b) {
 
 // The sorted distinct strings of a and b (n each), as scikit-learn's unique_labels.
 static char **distinct_labels(char **a, char **b, int n, int *n_out) {
-    char **all = xcalloc(2 * (size_t)n, sizeof(char *));
+    size_t total = 2 * (size_t)n, k = 0;
+    char **all = xcalloc(total, sizeof(char *));
     memcpy(all, a, (size_t)n * sizeof(char *));
     memcpy(all + n, b, (size_t)n * sizeof(char *));
-    qsort(all, 2 * (size_t)n, sizeof(char *), compare_strings);
-    int k = 0;
-    for (int i = 0; i < 2 * n; i++)
+    qsort(all, total, sizeof(char *), compare_strings);
+    for (size_t i = 0; i < total; i++)
         if (k == 0 || strcmp(all[k - 1], all[i])) all[k++] = all[i];
-    *n_out = k;
+    *n_out = (int)k;  // at most 2n: read_rows keeps n at most MAX_ROWS
     return all;
 }
 
@@ -162,38 +208,62 @@ static void put_right(FILE *f, const char *s, int width) {
     fputs(s, f);
 }
 
+// The number of the class each label is, for the rows of the confusion matrix.
+static size_t class_index(char **classes, size_t k, const char *label) {
+    size_t c = 0;
+    while (c < k - 1 && strcmp(classes[c], label)) c++;
+    return c;
+}
+
+// The confusion matrix, rows: gold, columns: predicted, only while it stays readable.
+#define MATRIX_MAX_CLASSES 100
+
+static void print_confusion(FILE *f, char **classes, size_t k, const int *confusion, int width) {
+    if (k > MATRIX_MAX_CLASSES) {
+        fprintf(f, "\nconfusion matrix left out: %zu classes (it is printed up to %d)\n", k, MATRIX_MAX_CLASSES);
+        return;
+    }
+    fprintf(f, "\nconfusion matrix (rows: gold, columns: predicted)\n%*s", width, "");
+    for (size_t c = 0; c < k; c++) {
+        fputc(' ', f);
+        put_right(f, classes[c], utf8_chars(classes[c]) > 6 ? utf8_chars(classes[c]) : 6);
+    }
+    fputc('\n', f);
+    for (size_t g = 0; g < k; g++) {
+        put_right(f, classes[g], width);
+        for (size_t c = 0; c < k; c++)
+            fprintf(f, " %*d", utf8_chars(classes[c]) > 6 ? utf8_chars(classes[c]) : 6, confusion[g * k + c]);
+        fputc('\n', f);
+    }
+}
+
 // scikit-learn's classification_report(gold, pred, zero_division=0), to the character:
 // per class precision = tp / predicted, recall = tp / support, f1 = 2pr / (p + r)
 // (0 where a denominator is 0); accuracy; the unweighted mean over classes (macro
-// avg) and the mean weighted by support (weighted avg). Then the confusion matrix
-// (rows: gold, columns: predicted).
+// avg) and the mean weighted by support (weighted avg). Then the confusion matrix.
 static void classification_report(FILE *f, char **gold, char **pred, int n) {
-    int k;
-    char **classes = distinct_labels(gold, pred, n, &k);
-    int *confusion = xcalloc((size_t)k * (size_t)k, sizeof(int));
-    for (int i = 0; i < n; i++) {
-        int g = 0, p = 0;
-        while (strcmp(classes[g], gold[i])) g++;
-        while (strcmp(classes[p], pred[i])) p++;
-        confusion[g * k + p]++;
-    }
+    int n_classes;
+    char **classes = distinct_labels(gold, pred, n, &n_classes);
+    size_t k = (size_t)n_classes;
+    int *confusion = xcalloc(k * k, sizeof(int));
+    for (int i = 0; i < n; i++) confusion[class_index(classes, k, gold[i]) * k + class_index(classes, k, pred[i])]++;
     int correct = 0;
-    for (int c = 0; c < k; c++) correct += confusion[c * k + c];
+    for (size_t c = 0; c < k; c++) correct += confusion[c * k + c];
     // sklearn's quirk: with no correct prediction at all its supports are floats ("16.0")
     const char *support_fmt = correct ? " %9.0f\n" : " %9.1f\n";
     int width = 12;  // strlen("weighted avg")
-    for (int c = 0; c < k; c++)
+    for (size_t c = 0; c < k; c++)
         if (utf8_chars(classes[c]) > width) width = utf8_chars(classes[c]);
     fprintf(f, "%*s  %9s %9s %9s %9s\n\n", width, "", "precision", "recall", "f1-score", "support");
-    double *v = xcalloc(6 * (size_t)k, sizeof(double));  // precision, recall, f1; then * support
-    for (int c = 0; c < k; c++) {
+    double *v = xcalloc(6 * k, sizeof(double));  // precision, recall, f1; then * support
+    for (size_t c = 0; c < k; c++) {
         int tp = confusion[c * k + c], support = 0, predicted = 0;
-        for (int j = 0; j < k; j++) support += confusion[c * k + j], predicted += confusion[j * k + c];
+        for (size_t j = 0; j < k; j++) support += confusion[c * k + j], predicted += confusion[j * k + c];
         double precision = predicted ? (double)tp / predicted : 0.0;
         double recall = support ? (double)tp / support : 0.0;
         double f1 = precision + recall > 0 ? 2 * precision * recall / (precision + recall) : 0.0;
         v[c] = precision, v[k + c] = recall, v[2 * k + c] = f1;
-        for (int j = 0; j < 3; j++) v[(3 + j) * k + c] = v[j * k + c] * support;
+        for (size_t j = 0; j < 3; j++) v[(3 + j) * k + c] = v[j * k + c] * support;
         put_right(f, classes[c], width);
         fprintf(f, "  %9.2f %9.2f %9.2f", precision, recall, f1);
         fprintf(f, support_fmt, (double)support);
@@ -202,22 +272,13 @@ static void classification_report(FILE *f, char **gold, char **pred, int n) {
     fprintf(f, "\n%*s  %9s %9s %9.2f", width, "accuracy", "", "", a > 0 ? 2 * a * a / (a + a) : 0.0);
     fprintf(f, support_fmt, (double)n);
     fprintf(f, "%*s ", width, "macro avg");
-    for (int j = 0; j < 3; j++) fprintf(f, " %9.2f", numpy_sum(v + j * k, k) / k);
+    for (size_t j = 0; j < 3; j++) fprintf(f, " %9.2f", numpy_sum(v + j * k, n_classes) / n_classes);
     fprintf(f, support_fmt, (double)n);
     fprintf(f, "%*s ", width, "weighted avg");
-    for (int j = 0; j < 3; j++) fprintf(f, " %9.2f", numpy_sum(v + (3 + j) * k, k) / n);
+    for (size_t j = 0; j < 3; j++) fprintf(f, " %9.2f", numpy_sum(v + (3 + j) * k, n_classes) / n);
     fprintf(f, support_fmt, (double)n);
     free(v);
-
-    fprintf(f, "\nconfusion matrix (rows: gold, columns: predicted)\n%*s", width, "");
-    for (int c = 0; c < k; c++) fputc(' ', f), put_right(f, classes[c], utf8_chars(classes[c]) > 6 ? utf8_chars(classes[c]) : 6);
-    fputc('\n', f);
-    for (int g = 0; g < k; g++) {
-        put_right(f, classes[g], width);
-        for (int c = 0; c < k; c++)
-            fprintf(f, " %*d", utf8_chars(classes[c]) > 6 ? utf8_chars(classes[c]) : 6, confusion[g * k + c]);
-        fputc('\n', f);
-    }
+    print_confusion(f, classes, k, confusion, width);
     free(confusion);
     free(classes);
 }
@@ -241,7 +302,10 @@ static void fill_template(Text *out, const char *template_, const char *text) {
 }
 
 // The rows of a TSV file (a header line, then text<TAB>label), cut in place in data:
-// texts[i] and gold[i] point into it. Returns the number of rows.
+// texts[i] and gold[i] point into it. Returns the number of rows, at most MAX_ROWS (so
+// that counts of rows, and of gold and predicted labels together, stay in an int).
+#define MAX_ROWS (1 << 28)
+
 static int read_rows(char *data, const char *path, char ***texts, char ***gold) {
     int n = 0, cap = 0, line_no = 0;
     for (char *line = data, *next; line && *line; line = next) {
@@ -251,7 +315,9 @@ static int read_rows(char *data, const char *path, char ***texts, char ***gold) 
         if (line_no++ == 0 || !*line) continue;  // the header, blank lines
         char *tab = strrchr(line, '\t');
         if (!tab) fatal("%s:%d: expected text<TAB>label", path, line_no);
+        if (!tab[1]) fatal("%s:%d: the label (after the last tab) is empty", path, line_no);
         *tab = '\0';
+        if (n == MAX_ROWS) fatal("%s has more than %d rows", path, MAX_ROWS);
         if (n == cap) {
             cap = cap ? 2 * cap : 64;
             *texts = realloc(*texts, (size_t)cap * sizeof(char *));
@@ -275,25 +341,57 @@ typedef struct {
     int longest;        // the longest len, for the context check
 } Labels;
 
-// --labels, else the distinct gold labels in the order they appear.
-static void labels_build(Labels *lb, const Model *m, const char *list, char **gold, int n) {
-    lb->buffer = xcalloc(strlen(list ? list : "") + 1, 1);
-    strcpy(lb->buffer, list ? list : "");
-    lb->names = xcalloc((size_t)n + strlen(lb->buffer) + 1, sizeof(char *));
-    lb->n = 0;
-    if (list) {
-        for (char *l = strtok(lb->buffer, ","); l; l = strtok(NULL, ",")) lb->names[lb->n++] = l;
-    } else {
-        for (int i = 0; i < n; i++) {
-            int seen = 0;
-            for (int j = 0; j < lb->n && !seen; j++) seen = !strcmp(lb->names[j], gold[i]);
-            if (!seen) lb->names[lb->n++] = gold[i];
-        }
+// The most classes a classification takes. More is a mistake, such as a file whose
+// columns are swapped (every text a class of its own), and the report would grow with
+// the square of their number.
+#define MAX_CLASSES 1000
+
+// --labels A,B,C: the classes, in that order. An empty or a repeated label is a typo.
+static void labels_from_list(Labels *lb, const char *list) {
+    lb->buffer = xcalloc(strlen(list) + 1, 1);
+    strcpy(lb->buffer, list);
+    lb->names = xcalloc(strlen(list) + 1, sizeof(char *));
+    for (char *l = lb->buffer, *comma;; l = comma + 1) {
+        comma = strchr(l, ',');
+        if (comma) *comma = '\0';
+        if (!*l) fatal("--labels '%s' has an empty label (two commas in a row, or one at an end)", list);
+        for (int j = 0; j < lb->n; j++)
+            if (!strcmp(lb->names[j], l)) fatal("--labels '%s' names the label '%s' twice", list, l);
+        if (lb->n == MAX_CLASSES) fatal("--labels names more than %d labels", MAX_CLASSES);
+        lb->names[lb->n++] = l;
+        if (!comma) break;
     }
+}
+
+// The labels of the file: its distinct gold labels, in the order they first appear.
+static void labels_from_gold(Labels *lb, const char *path, char **gold, int n) {
+    lb->names = xcalloc(MAX_CLASSES, sizeof(char *));
+    for (int i = 0; i < n; i++) {
+        int seen = 0;
+        for (int j = 0; j < lb->n && !seen; j++) seen = !strcmp(lb->names[j], gold[i]);
+        if (seen) continue;
+        if (lb->n == MAX_CLASSES)
+            fatal("%s has more than %d distinct labels: is the label the last field of every line "
+                  "(text<TAB>label), and not the text?", path, MAX_CLASSES);
+        lb->names[lb->n++] = gold[i];
+    }
+}
+
+// --labels, else the file's labels; then each label's tokens. With --labels, every gold
+// label must be one of them: a report over classes that were never asked for would
+// count every such row as wrong, and a misspelt label is then found before the run.
+static void labels_build(Labels *lb, const Model *m, const char *list, const char *path, char **gold, int n) {
+    memset(lb, 0, sizeof(*lb));
+    if (list) labels_from_list(lb, list);
+    else labels_from_gold(lb, path, gold, n);
     if (lb->n < 2) fatal("classification needs at least two labels (--labels a,b,c)");
+    for (int i = 0; list && i < n; i++) {
+        int known = 0;
+        for (int l = 0; l < lb->n && !known; l++) known = !strcmp(lb->names[l], gold[i]);
+        if (!known) fatal("%s: row %d has the label '%.80s', which is not one of --labels '%s'", path, i + 1, gold[i], list);
+    }
     lb->ids = xcalloc((size_t)lb->n, sizeof(int *));
     lb->len = xcalloc((size_t)lb->n, sizeof(int));
-    lb->longest = 0;
     for (int l = 0; l < lb->n; l++) {
         lb->ids[l] = encode(m, lb->names[l], 0, &lb->len[l]);
         if (!lb->ids[l] || lb->len[l] == 0) fatal("label '%s' is empty or not valid UTF-8", lb->names[l]);
@@ -342,52 +440,91 @@ static int classify_scored(Session *ss, const Labels *lb, const int *ids, int n_
     return best;
 }
 
+// What the prompts of the rows share: the chat's system prompt and date, the template.
+typedef struct {
+    const Session *ss;
+    const ClassifyOptions *co;
+    const char *path;
+    char date[32];
+    int answer_tokens;  // the room an answer needs in the context
+    Text user;
+} RowPrompts;
+
+// The ids of row i's prompt (malloc'ed, *n of them): the template filled with its text,
+// as the user turn of a one-turn chat. A row that is not UTF-8 or does not fit in the
+// context with its answer ends the program.
+static int *row_prompt(RowPrompts *rp, const char *text, int i, int *n) {
+    fill_template(&rp->user, rp->co->template_, text);
+    int *ids = encode_single_turn(rp->ss->model, rp->co->system, rp->user.data, rp->date, n);
+    int seq_len = rp->ss->state.seq_len;
+    if (!ids) fatal("%s: row %d is not valid UTF-8", rp->path, i + 1);
+    if (*n > seq_len - rp->answer_tokens)
+        fatal("%s: row %d needs %d tokens, more than the context (%d; see -c)", rp->path, i + 1,
+              *n + rp->answer_tokens, seq_len);
+    return ids;
+}
+
+// Every row reaches its file as soon as it is done (a long run can be watched, and an
+// interrupted one keeps its rows); a write that fails ends the program.
+static void flush_rows(FILE *rows, const char *output) {
+    if (!output) flush_or_exit(rows);
+    else if (fflush(rows) != 0 || ferror(rows)) fatal("cannot write %s: %s", output, strerror(errno));
+}
+
 // -m classify -i FILE.tsv: classifies every row of a TSV file (a header line, then
 // text<TAB>label) with the prompt, prints one line per row (predicted label, gold label,
 // then the probabilities of the labels, or the raw answer with --free) and a report.
 // The KV cache of the prompt's shared head (system prompt, template) is reused from
-// row to row.
-static void classify(Session *ss, const char *path, const ClassifyOptions *co, FILE *rows_out) {
-    const Model *m = ss->model;
+// row to row. Ctrl-C during a --free answer marks its row "interrupted" (where the
+// prediction would be) and ends the run, keeping the rows done, without a report.
+static void classify(Session *ss, const char *path, const ClassifyOptions *co, const char *output) {
     char *data = read_file(path), **texts = NULL, **gold = NULL;
     int n = read_rows(data, path, &texts, &gold);
     Labels lb;
-    labels_build(&lb, m, co->labels, gold, n);
-    char date[32];
-    today(date, sizeof(date));
-    char **pred = xcalloc((size_t)n, sizeof(char *));
-    double *prob = xcalloc((size_t)lb.n, sizeof(double));
-    Text user = {0}, answer = {0};
-    double t0 = now_seconds();
-    int reused = 0, processed = 0;
-    for (int i = 0; i < n; i++) {
-        fill_template(&user, co->template_, texts[i]);
+    labels_build(&lb, ss->model, co->labels, path, gold, n);
+    RowPrompts rp = {ss, co, path, "", co->free_answer ? (co->max_new_tokens > 0 ? co->max_new_tokens : 1) : lb.longest, {0}};
+    today(rp.date, sizeof(rp.date));
+    for (int i = 0; i < n; i++) {  // every row fits, or the run ends before it starts
         int n_prompt;
-        int *ids = encode_single_turn(m, co->system, user.data, date, &n_prompt);
-        if (!ids) fatal("%s: row %d is not valid UTF-8", path, i + 1);
-        int need = n_prompt + (co->free_answer ? (co->max_new_tokens > 0 ? co->max_new_tokens : 1) : lb.longest);
-        if (need > ss->state.seq_len)
-            fatal("%s: row %d needs %d tokens, more than the context (%d; see -c)", path, i + 1, need, ss->state.seq_len);
+        free(row_prompt(&rp, texts[i], i, &n_prompt));
+    }
+    FILE *rows = output ? fopen(output, "wb") : stdout;  // only now: a bad row leaves no file
+    if (!rows) fatal("cannot write %s: %s", output, strerror(errno));
+    const char **pred = xcalloc((size_t)n, sizeof(char *));
+    double *prob = xcalloc((size_t)lb.n, sizeof(double));
+    Text answer = {0};
+    double t0 = now_seconds();
+    long long reused = 0, processed = 0;
+    for (int i = 0; i < n; i++) {
+        int n_prompt, *ids = row_prompt(&rp, texts[i], i, &n_prompt);
         reused += session_reuse_prefix(ss, ids, n_prompt);
         processed += n_prompt;
+        int interrupted = 0;
         if (co->free_answer) {
-            pred[i] = (char *)classify_free(ss, &lb, ids, n_prompt, &answer);
-            fprintf(rows_out, "%s\t%s\t", pred[i], gold[i]);
-            write_escaped(rows_out, answer.data, answer.len);
+            pred[i] = classify_free(ss, &lb, ids, n_prompt, &answer);
+            interrupted = stop_answer;  // on_interrupt cut the answer short
+            fprintf(rows, "%s\t%s\t", interrupted ? "interrupted" : pred[i], gold[i]);
+            write_escaped(rows, answer.data, answer.len);
         } else {
             pred[i] = lb.names[classify_scored(ss, &lb, ids, n_prompt, prob)];
-            fprintf(rows_out, "%s\t%s", pred[i], gold[i]);
-            for (int l = 0; l < lb.n; l++) fprintf(rows_out, "\t%s=%.4f", lb.names[l], prob[l]);
+            fprintf(rows, "%s\t%s", pred[i], gold[i]);
+            for (int l = 0; l < lb.n; l++) fprintf(rows, "\t%s=%.4f", lb.names[l], prob[l]);
         }
-        fputc('\n', rows_out);
-        fflush(rows_out);
+        fputc('\n', rows);
+        flush_rows(rows, output);
         free(ids);
+        if (interrupted) {
+            fprintf(stderr, "[interrupted at row %d of %d: the rows before it are complete; no report]\n", i + 1, n);
+            exit(130);  // as a Ctrl-C outside an answer ends the program (on_interrupt)
+        }
     }
-    fprintf(stderr, "[%d rows in %.1f s; %d of %d prompt tokens reused from the cache]\n", n,
+    fprintf(stderr, "[%d rows in %.1f s; %lld of %lld prompt tokens reused from the cache]\n", n,
             now_seconds() - t0, reused, processed);
     printf("\n");
-    classification_report(stdout, gold, pred, n);
-    text_free(&user);
+    classification_report(stdout, gold, (char **)pred, n);
+    flush_or_exit(stdout);
+    if (rows != stdout && fclose(rows) != 0) fatal("cannot write %s: %s", output, strerror(errno));
+    text_free(&rp.user);
     text_free(&answer);
     labels_free(&lb);
     free(prob); free(pred); free(texts); free(gold); free(data);
@@ -397,10 +534,7 @@ static void classify(Session *ss, const char *path, const ClassifyOptions *co, F
 static void run_classify(Session *ss, const char *path, const ClassifyOptions *co, const char *output) {
     if (!path) fatal("-m classify needs -i FILE.tsv (a header line, then text<TAB>label lines)");
     ss->sampler.cfg.temperature = 0.0f;  // free answers are greedy, as the notebook's
-    FILE *rows = output ? fopen(output, "wb") : stdout;
-    if (!rows) fatal("cannot write %s: %s", output, strerror(errno));
-    classify(ss, path, co, rows);
-    if (rows != stdout && fclose(rows) != 0) fatal("cannot write %s", output);
+    classify(ss, path, co, output);
 }
 
 // One line of a batch file: a plain prompt, or a flat JSON object.
@@ -411,7 +545,58 @@ typedef struct {
     int max_new_tokens;
 } BatchItem;
 
-// Exactly four hex digits at p, as JSON's \\uXXXX has them (no sign, spaces or 0x);
+// The keys of a JSON line and the values each takes. An integer is a JSON number
+// without a fractional part (2 or 2.0, not 2.7); a seed stays below 2^53, where every
+// JSON reader still holds an integer exactly.
+enum { KEY_PROMPT, KEY_SYSTEM, KEY_TEMPERATURE, KEY_TOP_K, KEY_TOP_P, KEY_SEED, KEY_MAX_NEW_TOKENS, N_BATCH_KEYS };
+enum { VALUE_STRING, VALUE_NUMBER, VALUE_INTEGER };
+static const struct {
+    const char *name;
+    int type;
+    double lo, hi;
+} BATCH_KEYS[N_BATCH_KEYS] = {
+    [KEY_PROMPT] = {"prompt", VALUE_STRING, 0, 0},
+    [KEY_SYSTEM] = {"system", VALUE_STRING, 0, 0},
+    [KEY_TEMPERATURE] = {"temperature", VALUE_NUMBER, 0, 100},
+    [KEY_TOP_K] = {"top_k", VALUE_INTEGER, 0, MAX_VOCAB},
+    [KEY_TOP_P] = {"top_p", VALUE_NUMBER, 0, 1},
+    [KEY_SEED] = {"seed", VALUE_INTEGER, 0, 9007199254740991.0},
+    [KEY_MAX_NEW_TOKENS] = {"max_new_tokens", VALUE_INTEGER, -1, MAX_SEQ},
+};
+
+// What is wrong with a line, for its {"line": N, "error": "..."}.
+#define BATCH_ERROR_SIZE 512
+
+static const char *batch_error(char *err, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, BATCH_ERROR_SIZE, fmt, ap);
+    va_end(ap);
+    return err;
+}
+
+// JSON's whitespace (RFC 8259): space, tab, line feed, carriage return, nothing else.
+static const char *json_space(const char *p) {
+    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
+    return p;
+}
+
+// The JSON text of the key or value at p, for a message: a string with its quotes, an
+// object or array as its bracket, else up to the next delimiter; at most 40 bytes, cut
+// at a character boundary.
+static void json_excerpt(const char *p, char *out, size_t size) {
+    const char *q = p + strcspn(p, " \t\r\n,:}]");
+    if (*p == '"') {
+        for (q = p + 1; *q && *q != '"'; q++) q += *q == '\\' && q[1];
+        q += *q == '"';
+    }
+    size_t whole = (size_t)(q - p), len = whole < 40 ? whole : 40;
+    if (*p == '{' || *p == '[') len = 1, whole = 2;
+    while (len < whole && len > 0 && ((unsigned char)p[len] & 0xC0) == 0x80) len--;
+    snprintf(out, size, "%.*s%s", (int)len, p, len < whole ? "..." : "");
+}
+
+// Exactly four hex digits at p, as JSON's \uXXXX has them (no sign, spaces or 0x);
 // stops at the end of the string.
 static int hex4(const char *p, unsigned *v) {
     *v = 0;
@@ -423,96 +608,197 @@ static int hex4(const char *p, unsigned *v) {
     return 1;
 }
 
-// Reads a JSON string at p (at its opening quote) into out; returns the position after
-// it, or NULL if it is malformed. \uXXXX escapes (and surrogate pairs) become UTF-8.
-static const char *json_string(const char *p, Text *out) {
+// The character of the \u escape at p (after the backslash), a surrogate pair as one;
+// *len gets the escape's length. Returns -1 for a malformed or lone-surrogate escape.
+static long json_unicode_escape(const char *p, int *len) {
+    unsigned cp, lo;
+    if (!hex4(p + 1, &cp)) return -1;
+    *len = 5;
+    if (cp >= 0xD800 && cp < 0xDC00 && p[5] == '\\' && p[6] == 'u' && hex4(p + 7, &lo) && lo >= 0xDC00 &&
+        lo < 0xE000) {
+        *len = 11;
+        return 0x10000 + ((long)(cp - 0xD800) << 10) + (lo - 0xDC00);
+    }
+    return cp >= 0xD800 && cp < 0xE000 ? -1 : (long)cp;
+}
+
+// Reads the JSON string at p (at its opening quote) into out: escapes become the bytes
+// they stand for, \uXXXX (and surrogate pairs) UTF-8. Returns the position after it, or
+// NULL with what is wrong in *why. \u0000 is refused: a prompt is a C string here.
+static const char *json_string(const char *p, Text *out, const char **why) {
     out->len = 0;
     text_append(out, "", 0);
-    if (*p++ != '"') return NULL;
-    while (*p && *p != '"') {
-        if (*p != '\\') { text_append(out, p++, 1); continue; }
-        p++;
-        const char *simple = strchr("\"\\/bfnrt", *p);
-        if (*p && simple) {
-            text_append(out, &"\"\\/\b\f\n\r\t"[simple - "\"\\/bfnrt"], 1);
-            p++;
+    for (p++; *p != '"'; p++) {
+        if (!*p) return *why = "no closing quote", NULL;
+        if ((unsigned char)*p < 0x20) return *why = "a control character (write it as \\n, \\t or \\u00XX)", NULL;
+        if (*p != '\\') {
+            text_append(out, p, 1);
             continue;
         }
-        if (*p != 'u') return NULL;
-        unsigned cp, lo;
-        if (!hex4(p + 1, &cp)) return NULL;
-        p += 5;
-        if (cp >= 0xD800 && cp < 0xDC00 && p[0] == '\\' && p[1] == 'u' && hex4(p + 2, &lo) &&
-            lo >= 0xDC00 && lo < 0xE000) {
-            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-            p += 6;
+        const char *simple = strchr("\"\\/bfnrt", *++p);
+        if (*p && simple) {
+            text_append(out, &"\"\\/\b\f\n\r\t"[simple - "\"\\/bfnrt"], 1);
+            continue;
         }
-        if (cp >= 0xD800 && cp < 0xE000) return NULL;  // a lone surrogate
+        int len;
+        long cp = *p == 'u' ? json_unicode_escape(p, &len) : -2;
+        if (cp == -2) return *why = "an unknown escape (JSON has \\\" \\\\ \\/ \\b \\f \\n \\r \\t \\uXXXX)", NULL;
+        if (cp == -1) return *why = "a \\u escape that is not four hex digits or is a lone surrogate", NULL;
+        if (cp == 0) return *why = "\\u0000, a NUL character, which a prompt cannot hold", NULL;
         char u[4];
-        int n = cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
-        if (n == 1) u[0] = (char)cp;
-        else {
-            for (int i = n - 1; i > 0; i--, cp >>= 6) u[i] = (char)(0x80 | (cp & 0x3F));
-            u[0] = (char)((0xF00 >> n) | cp);
-        }
-        text_append(out, u, (size_t)n);
+        text_append(out, u, (size_t)utf8_encode_char((uint32_t)cp, u));
+        p += len - 1;
     }
-    return *p == '"' ? p + 1 : NULL;
+    return p + 1;
 }
 
-// Parses a batch line into item (whose sampler and limits hold the defaults).
-// Returns NULL, or a message saying what is wrong.
-static const char *parse_batch_line(const char *line, BatchItem *item) {
-    if (line[0] != '{') {
-        item->prompt.len = 0;
-        text_puts(&item->prompt, line);
-        return NULL;
+static int is_digit(char c) { return c >= '0' && c <= '9'; }
+
+// Does a JSON value end at p: whitespace, then ',', '}', ']' or the end of the line?
+static int json_value_ends(const char *p) {
+    p = json_space(p);
+    return !*p || *p == ',' || *p == '}' || *p == ']';
+}
+
+// The end of the JSON number at p, or NULL if there is none: RFC 8259's grammar
+// -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?, then the end of the value. So 0x10, +3,
+// 0003, .5, 5., NaN and Infinity are not numbers.
+static const char *json_number_end(const char *p) {
+    if (*p == '-') p++;
+    if (*p == '0') p++;
+    else if (is_digit(*p)) while (is_digit(*p)) p++;
+    else return NULL;
+    if (*p == '.') {
+        if (!is_digit(*++p)) return NULL;
+        while (is_digit(*p)) p++;
     }
-    const char *p = line + 1;
-    Text key = {0};
-    const char *err = NULL;
-    int has_prompt = 0;
-    while (!err) {
-        while (isspace((unsigned char)*p)) p++;
+    if (*p == 'e' || *p == 'E') {
+        p += p[1] == '+' || p[1] == '-' ? 2 : 1;
+        if (!is_digit(*p)) return NULL;
+        while (is_digit(*p)) p++;
+    }
+    return json_value_ends(p) ? p : NULL;
+}
+
+// Does a JSON value other than a number start at p (a string, object, array, true,
+// false or null)? For the messages: such a value has the wrong type, anything else that
+// is not a number is not JSON.
+static int json_other_value(const char *p) {
+    if (*p == '"' || *p == '{' || *p == '[') return 1;
+    return (!strncmp(p, "true", 4) && json_value_ends(p + 4)) || (!strncmp(p, "null", 4) && json_value_ends(p + 4)) ||
+           (!strncmp(p, "false", 5) && json_value_ends(p + 5));
+}
+
+// Reads the value of key k at p into item. Returns the position after it, or NULL with
+// the reason in err, which names the key (key: its JSON text) and the value.
+static const char *batch_value(const char *p, int k, const char *key, BatchItem *item, char *err) {
+    char value[64];
+    json_excerpt(p, value, sizeof(value));
+    err[0] = '\0';
+    if (BATCH_KEYS[k].type == VALUE_STRING) {
+        const char *why = NULL, *end = NULL;
+        if (*p != '"') batch_error(err, "%s: expected a string in double quotes, got %s", key, value);
+        else if (!(end = json_string(p, k == KEY_PROMPT ? &item->prompt : &item->system, &why)))
+            batch_error(err, "%s: the string %s has %s", key, value, why);
+        item->has_system |= k == KEY_SYSTEM;
+        return end;
+    }
+    const char *end = json_number_end(p);
+    double v = end ? strtod(p, NULL) : 0.0, lo = BATCH_KEYS[k].lo, hi = BATCH_KEYS[k].hi;
+    if (!end && json_other_value(p)) batch_error(err, "%s: expected a number, got %s", key, value);
+    else if (!end)
+        batch_error(err, "%s: %s is not a JSON number (decimal digits, without a + sign, leading zeros, 0x "
+                    "or a bare '.')", key, value);
+    else if (BATCH_KEYS[k].type == VALUE_INTEGER && v != floor(v))
+        batch_error(err, "%s: %s is not a whole number", key, value);
+    else if (!(v >= lo && v <= hi)) batch_error(err, "%s: %s is out of range [%.17g, %.17g]", key, value, lo, hi);
+    else if (k == KEY_TEMPERATURE) item->sampler.temperature = (float)v;
+    else if (k == KEY_TOP_K) item->sampler.top_k = (int)v;
+    else if (k == KEY_TOP_P) item->sampler.top_p = (float)v;
+    else if (k == KEY_SEED) item->sampler.rng = (uint64_t)v;
+    else item->max_new_tokens = (int)v;
+    return err[0] ? NULL : end;
+}
+
+// The key at p (at its quote): its number in BATCH_KEYS, N_BATCH_KEYS if unknown, or -1
+// with the reason in err. *end gets the position after it, key its JSON text.
+static int batch_key(const char *line, const char *p, const char **end, char *key, char *err) {
+    json_excerpt(p, key, 64);
+    if (*p != '"') {
+        batch_error(err, "invalid JSON at column %d: expected a key in double quotes", (int)(p - line + 1));
+        return -1;
+    }
+    Text name = {0};
+    const char *why;
+    *end = json_string(p, &name, &why);
+    int k = 0;
+    while (*end && k < N_BATCH_KEYS && strcmp(name.data, BATCH_KEYS[k].name)) k++;
+    text_free(&name);
+    if (*end) return k;
+    batch_error(err, "the key %s has %s", key, why);
+    return -1;
+}
+
+// The keys of a JSON line, for the message about an unknown one.
+static void batch_key_list(char *out, size_t size) {
+    out[0] = '\0';
+    for (int k = 0; k < N_BATCH_KEYS; k++) {
+        size_t used = strlen(out);
+        snprintf(out + used, size - used, "%s%s", k ? ", " : "", BATCH_KEYS[k].name);
+    }
+}
+
+// A JSON object, strictly as RFC 8259 has it, whose keys are those of BATCH_KEYS, each
+// at most once, with "prompt" among them. Returns NULL, or what is wrong.
+static const char *parse_batch_object(const char *line, BatchItem *item, char *err) {
+    const char *p = json_space(json_space(line) + 1);  // after the '{'
+    unsigned seen = 0;
+    while (!(seen == 0 && *p == '}')) {
+        char key[64], value[64], keys[128];
+        int k = batch_key(line, p, &p, key, err);
+        if (k < 0) return err;
+        p = json_space(p);
+        if (*p != ':') return batch_error(err, "invalid JSON at column %d: expected ':' after the key %s", (int)(p - line + 1), key);
+        p = json_space(p + 1);
+        if (k == N_BATCH_KEYS) {
+            json_excerpt(p, value, sizeof(value));
+            batch_key_list(keys, sizeof(keys));
+            return batch_error(err, "unknown key: %s: %s (the keys are %s)", key, value, keys);
+        }
+        if (seen & 1u << k) return batch_error(err, "the key %s appears twice", key);
+        seen |= 1u << k;
+        if (!(p = batch_value(p, k, key, item, err))) return err;
+        p = json_space(p);
         if (*p == '}') break;
-        if (!(p = json_string(p, &key))) { err = "malformed JSON key"; break; }
-        while (isspace((unsigned char)*p)) p++;
-        if (*p++ != ':') { err = "expected ':' in JSON"; break; }
-        while (isspace((unsigned char)*p)) p++;
-        if (!strcmp(key.data, "prompt") || !strcmp(key.data, "system")) {
-            int is_prompt = !strcmp(key.data, "prompt");
-            if (!(p = json_string(p, is_prompt ? &item->prompt : &item->system))) { err = "malformed JSON string"; break; }
-            has_prompt |= is_prompt;
-            item->has_system |= !is_prompt;
-        } else {
-            char *end;
-            double v = strtod(p, &end);
-            if (end == p) { err = "expected a number"; break; }
-            p = end;
-            if (!strcmp(key.data, "temperature") && v >= 0 && v <= 100) item->sampler.temperature = (float)v;
-            else if (!strcmp(key.data, "top_p") && v >= 0 && v <= 1) item->sampler.top_p = (float)v;
-            else if (!strcmp(key.data, "top_k") && v >= 0 && v <= MAX_VOCAB) item->sampler.top_k = (int)v;
-            else if (!strcmp(key.data, "seed") && v >= 0 && v <= 9007199254740992.0) item->sampler.rng = (uint64_t)v;
-            else if (!strcmp(key.data, "max_new_tokens") && v >= -1 && v <= MAX_SEQ) item->max_new_tokens = (int)v;
-            else { err = "unknown key or value out of range (prompt, system, temperature, top_k, top_p, seed, max_new_tokens)"; break; }
-        }
-        while (isspace((unsigned char)*p)) p++;
-        if (*p == ',') p++;
-        else if (*p != '}') err = "expected ',' or '}' in JSON";
+        if (*p != ',')
+            return batch_error(err, "invalid JSON at column %d: expected ',' or '}' after the value of %s",
+                               (int)(p - line + 1), key);
+        p = json_space(p + 1);
+        if (*p == '}') return batch_error(err, "invalid JSON at column %d: a comma before '}'", (int)(p - line + 1));
     }
-    text_free(&key);
-    if (!err && *p == '}') {
-        for (p++; isspace((unsigned char)*p); p++) {}
-        if (*p) err = "text after the JSON object";
-    }
-    if (!err && !has_prompt) err = "no \"prompt\"";
-    return err;
+    p = json_space(p + 1);
+    if (*p) return batch_error(err, "invalid JSON at column %d: text after the object", (int)(p - line + 1));
+    if (!(seen & 1u << KEY_PROMPT)) return batch_error(err, "no \"prompt\"");
+    return NULL;
 }
 
-// Generates the answer of one batch line (ids: its n prompt tokens) and prints the
-// rest of its JSON object: the prompt, the answer, the statistics, and with
-// --top-logprobs the candidates of every sampled token.
-static void batch_answer(Session *ss, const BatchItem *item, const int *ids, int n) {
+// Parses a batch line of len bytes into item (whose sampler and limits hold the
+// defaults): a JSON object when its first character other than whitespace is '{', else
+// a prompt as it is. Returns NULL, or what is wrong with the line (in err).
+static const char *parse_batch_line(const char *line, size_t len, BatchItem *item, char *err) {
+    if (memchr(line, '\0', len)) return batch_error(err, "the line holds a NUL byte");
+    if (!utf8_is_valid(line, len)) return batch_error(err, "the line is not valid UTF-8");
+    if (*json_space(line) == '{') return parse_batch_object(line, item, err);
+    item->prompt.len = 0;
+    text_puts(&item->prompt, line);
+    return NULL;
+}
+
+// Generates the answer of batch line line_no (ids: its n prompt tokens) and prints its
+// JSON object: the prompt, the answer, the statistics, the seed, with --top-logprobs the
+// candidates of every sampled token, and "interrupted": true if Ctrl-C cut the answer
+// short. Returns 1 if it did.
+static int batch_answer(Session *ss, const BatchItem *item, const int *ids, int n, int line_no) {
     ss->sampler.cfg = item->sampler;
     if (ss->sampler.cfg.rng == 0) ss->sampler.cfg.rng = 0x9E3779B97F4A7C15ull;
     ss->max_new_tokens = item->max_new_tokens;
@@ -523,59 +809,81 @@ static void batch_answer(Session *ss, const BatchItem *item, const int *ids, int
     ss->top_json = &top;
     session_generate(ss, ids + reused, n - reused, NULL, &answer);
     ss->top_json = NULL;
+    int interrupted = stop_answer;  // on_interrupt cut the answer short
     const Stats *st = &ss->stats;
-    fputs("\"prompt\": ", stdout);
+    printf("{\"line\": %d, \"prompt\": ", line_no);
     write_json_string(stdout, item->prompt.data, item->prompt.len);
     fputs(", \"answer\": ", stdout);
     write_json_string(stdout, answer.data, answer.len);
     printf(", \"prompt_tokens\": %d, \"reused_tokens\": %d, \"new_tokens\": %d, \"prefill_tok_s\": %.2f, "
-           "\"gen_tok_s\": %.2f, \"ttft_ms\": %.2f", n, reused, st->new_tokens,
-           rate(st->prompt_tokens, st->prefill_s), rate(st->new_tokens, st->gen_s), st->ttft_s * 1e3);
+           "\"gen_tok_s\": %.2f, \"ttft_ms\": %.2f, \"seed\": %llu", n, reused, st->new_tokens,
+           rate(st->prompt_tokens, st->prefill_s), rate(st->new_tokens, st->gen_s), st->ttft_s * 1e3,
+           (unsigned long long)item->sampler.rng);
     if (ss->top_logprobs > 0) printf(", \"top_logprobs\": %s]", top.data);
+    if (interrupted) fputs(", \"interrupted\": true", stdout);
     puts("}");
+    flush_or_exit(stdout);
     text_free(&answer);
     text_free(&top);
+    return interrupted;
+}
+
+// The prompt tokens of a batch line (malloc'ed, *n of them), or NULL with the reason in err.
+static int *batch_prompt(const Session *ss, const BatchItem *item, int chat_mode, const char *system,
+                         const char *date, int *n, char *err) {
+    const Model *m = ss->model;
+    const char *sys = item->has_system ? item->system.data : system;
+    int *ids = chat_mode ? encode_single_turn(m, sys, item->prompt.data, date, n)
+                         : encode(m, item->prompt.data, m->gen.add_bos, n);
+    const char *why = NULL;
+    if (!ids) why = batch_error(err, "the prompt is too long to encode");
+    else if (*n == 0) why = batch_error(err, "empty prompt");
+    else if (*n > ss->state.seq_len)
+        why = batch_error(err, "the prompt is %d tokens, longer than the context (%d; see -c)", *n, ss->state.seq_len);
+    if (!why) return ids;
+    free(ids);
+    return NULL;
 }
 
 // --batch FILE: every line is a fresh one-turn conversation (chat mode) or a prompt to
 // continue (generate mode); one JSON object per line on stdout with the answer and its
-// statistics. A system prompt shared by the lines is computed once (the cache is reused).
+// statistics, or {"line": N, "error": "..."} for a line that cannot be used. A system
+// prompt shared by the lines is computed once (the cache is reused). Ctrl-C during an
+// answer prints its line marked "interrupted" and ends the run (exit code 130).
 static void batch(Session *ss, const char *path, int chat_mode, const char *system, SamplerConfig defaults) {
-    const Model *m = ss->model;
-    FILE *f = strcmp(path, "-") ? fopen(path, "r") : stdin;
+    FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
+    struct stat st;
     if (!f) fatal("cannot open %s: %s", path, strerror(errno));
-    char date[32];
+    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) fatal("%s is a folder: --batch reads a file, one prompt per line", path);
+    char date[32], err[BATCH_ERROR_SIZE];
     today(date, sizeof(date));
     int default_max = ss->max_new_tokens;
     Text line = {0};
     BatchItem item = {0};
     for (int line_no = 1; read_line(&line, f); line_no++) {
-        if (line.len == 0) continue;
+        size_t skip = line_no == 1 && !strncmp(line.data, "\xEF\xBB\xBF", 3) ? 3 : 0;  // a byte-order mark
+        if (line.len == skip) continue;
         item.has_system = 0;
         item.sampler = defaults;
         item.max_new_tokens = default_max;
-        const char *err = parse_batch_line(line.data, &item);
         int n = 0, *ids = NULL;
-        if (!err) {
-            const char *sys = item.has_system ? item.system.data : system;
-            ids = chat_mode ? encode_single_turn(m, sys, item.prompt.data, date, &n)
-                            : encode(m, item.prompt.data, m->gen.add_bos, &n);
-            if (!ids) err = "not valid UTF-8";
-            else if (n == 0) err = "empty prompt";
-            else if (n > ss->state.seq_len) err = "the prompt is longer than the context (see -c)";
-        }
-        printf("{\"line\": %d, ", line_no);
-        if (err) {
-            fputs("\"error\": ", stdout);
-            write_json_string(stdout, err, strlen(err));
+        const char *why = parse_batch_line(line.data + skip, line.len - skip, &item, err);
+        if (!why && !(ids = batch_prompt(ss, &item, chat_mode, system, date, &n, err))) why = err;
+        if (why) {
+            printf("{\"line\": %d, \"error\": ", line_no);
+            write_json_string(stdout, why, strlen(why));
             puts("}");
-            free(ids);
+            flush_or_exit(stdout);
             continue;
         }
-        batch_answer(ss, &item, ids, n);
-        flush_or_exit(stdout);
+        int interrupted = batch_answer(ss, &item, ids, n, line_no);
         free(ids);
+        if (interrupted) {
+            fprintf(stderr, "[interrupted at line %d: the lines before it are complete]\n", line_no);
+            exit(130);  // as a Ctrl-C outside an answer ends the program (on_interrupt)
+        }
     }
+    if (ferror(f)) fatal("cannot read %s: %s", path, strerror(errno));
     if (f != stdin) fclose(f);
     text_free(&line);
     text_free(&item.prompt); text_free(&item.system);
@@ -679,7 +987,7 @@ static void run_tokenize(const Model *m, const char *prompt, int pieces) {
 // (greedy decoding: the model's own distribution, softmax(logits)). Returns how many.
 static int sampler_top(Sampler *sm, const float *logits, ProbIndex *top, int n) {
     const SamplerConfig *cfg = &sm->cfg;
-    int greedy = cfg->temperature <= 0.0f;
+    int greedy = cfg->temperature < GREEDY_BELOW_TEMPERATURE;
     int keep = greedy ? sampler_distribution(sm, logits, 1.0f, 0, 1.0f)
                       : sampler_distribution(sm, logits, cfg->temperature, cfg->top_k, cfg->top_p);
     float total = 0.0f;

@@ -95,10 +95,15 @@ static size_t utf8_subpart(const char *s, size_t n) {
     return have;
 }
 
-// A reader that went away (`run ... | head -c 10`) ends the program quietly: SIGPIPE
-// does it where signals exist, this where the write just fails.
+// Writes out what is buffered for out. A reader that went away (`run ... | head -c 10`)
+// ends the program quietly: SIGPIPE does it where signals exist, this where the write
+// just fails with EPIPE. Any other failed write (a full disk) is an error.
 static void flush_or_exit(FILE *out) {
-    if (fflush(out) != 0 || ferror(out)) _Exit(0);
+    errno = 0;
+    if (fflush(out) == 0 && !ferror(out)) return;
+    if (errno == EPIPE) _Exit(0);
+    fatal("cannot write %s: %s", out == stdout ? "to standard output" : "the output",
+          errno ? strerror(errno) : "write error");
 }
 
 static void utf8_write(Utf8Stream *u, FILE *out, const char *bytes, size_t n) {

@@ -246,16 +246,17 @@ def test_classify_constrained(run, tmp):
           f"perplexity mode for all {len(data)} x {len(labels)} (max |diff| {worst:.1e}), "
           f"prediction = argmax", "\n".join(mismatches[:5]))
 
-    # Another label set than the file's: predictions come from it, the report has the
-    # union of the gold and predicted classes.
-    other = ["GOOD", "BAD", "NEUTRAL"]
+    # Another label set than the file's (another order, and a class no row has): the
+    # predictions and probabilities come from it, the report has the union of the gold
+    # and predicted classes.
+    other = ["NEUTRAL", "MIXED", "POSITIVE", "NEGATIVE"]
     small = subset(tmp)
     small_args = ["-m", "classify", "-i", small, "-y", SYSTEM, "--template", TEMPLATE]
     out = run.ok(*small_args, "--labels", ",".join(other))
     rows, report = split_classify_output(out)
     ok = (len(rows) == len(read_rows(small)) and all(r[0].decode() in other for r in rows)
           and all([f.decode().partition("=")[0] for f in r[2:]] == other for r in rows))
-    check(ok, "classify --labels GOOD,BAD,NEUTRAL: predictions and probabilities over those labels", out[:500])
+    check(ok, f"classify --labels {','.join(other)}: predictions and probabilities over those labels", out[:500])
     check_report("classify --labels", rows, report, other)
 
     # --output: the rows go to the file, the report stays on stdout.
@@ -296,10 +297,13 @@ def test_classify_free(run, tmp):
     if not check(usable, "classify --free: some answer is printable ASCII without a comma (to make it a label)",
                  answers[:5]):
         return
+    # Every gold label must be among --labels, so the file's labels come too; an answer
+    # that matches several labels gets the last of them.
     label = "  " + usable[0].decode().lower() + "!"
-    out = run.ok(*args, "--labels", f"{label},NEGATIVE")
+    chosen = [label] + labels
+    out = run.ok(*args, "--labels", ",".join(chosen))
     rows2, _ = split_classify_output(out)
-    expect = [label if a == usable[0] else "NEGATIVE" if a == b"NEGATIVE" else "invalid" for a in answers]
+    expect = [next((c for c in reversed(chosen) if normalise(c.encode()) == a), "invalid") for a in answers]
     got = [r[0].decode() for r in rows2]
     check(got == expect and [r[2] for r in rows2] == [r[2] for r in rows],
           f"classify --free: an answer matches the label {label!r} (case, spaces and punctuation aside) "
