@@ -84,7 +84,8 @@ if python3 tests/chat_renderings.py "$FIX/chat_templates/renderings.json" "$FIX/
 else
     fail "chat template renderings: $(cat "$BUILD/renderings.log")"
 fi
-count "$BUILD/test_units" "$BUILD/renderings.tsv"
+python3 tests/utf8_replace.py >"$BUILD/utf8.tsv"  # Python's decode(errors="replace") of ill-formed UTF-8
+count "$BUILD/test_units" "$BUILD/renderings.tsv" "$BUILD/utf8.tsv"
 
 # ---------------------------------------------------------------------------- golden models
 

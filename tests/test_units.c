@@ -1,10 +1,12 @@
 // Unit tests of the pieces of run.c that need no model: the sampler, the UTF-8
 // streamer and the chat templates.
 //
-//   test_units RENDERINGS.tsv
+//   test_units RENDERINGS.tsv UTF8.tsv
 //
 // RENDERINGS.tsv is made by tests/chat_renderings.py from what transformers'
-// apply_chat_template rendered with the official Llama 3.2, Qwen2.5 and SmolLM2 templates.
+// apply_chat_template rendered with the official Llama 3.2, Qwen2.5 and SmolLM2 templates;
+// UTF8.tsv by tests/utf8_replace.py, from what Python's decode(errors="replace") makes of
+// ill-formed UTF-8.
 #define TESTING
 #include "../run.c"
 
@@ -219,11 +221,168 @@ static void test_repetition_penalty(void) {
     sampler_free(&sm);
 }
 
+// ---------------------------------------------------------------------------- softmax, top-p, top-k
+
+// softmax of logits around 1000 against the same computed in double, by the definition
+// exp(x_i - max) / sum_j exp(x_j - max) (exp(1000) itself overflows a double as well as
+// a float: the max must come out first). The largest logit is the last one.
+static void test_softmax_large(void) {
+    const float logits[5] = {1000.0f, 998.0f, 999.5f, 990.0f, 1001.0f};
+    float x[5];
+    memcpy(x, logits, sizeof(x));
+    softmax(x, 5);
+    double sum = 0, expect[5], worst = 0;
+    for (int i = 0; i < 5; i++) sum += expect[i] = exp((double)logits[i] - 1001.0);
+    for (int i = 0; i < 5; i++) {
+        double err = isfinite(x[i]) ? fabs(x[i] - expect[i] / sum) : INFINITY;
+        worst = err > worst ? err : worst;
+    }
+    char msg[160];
+    snprintf(msg, sizeof(msg), "softmax of logits 990..1001 (largest last) matches exp(x - max) / sum in double (max |diff| %.1e)", worst);
+    check(worst < 1e-6, msg);
+    // 100 - 10 = 90 > 88.7, where expf overflows: only the true max avoids inf / inf.
+    float y[4] = {-50.0f, 0.0f, 10.0f, 100.0f};
+    softmax(y, 4);
+    check(y[3] == 1.0f && y[2] >= 0.0f && y[2] < 1e-39f && y[0] >= 0.0f && y[1] >= 0.0f,
+          "softmax(-50, 0, 10, 100) is (0, 0, 0, 1) to float precision: e^-90 and less beside 1");
+
+    // The same logits through the sampler at temperature 0.01: logits / T up to 1e5. The
+    // largest is 1 ahead of the next (0.632 vs 0.233 at T = 1): at T = 0.01 every other
+    // token has probability below exp(-100), so every draw is the argmax (id 4).
+    int all_greedy = 1;
+    for (uint64_t seed = 1; seed <= 20; seed++) {
+        Sampler sm;
+        sampler_build(&sm, (SamplerConfig){.temperature = 0.01f, .top_p = 1.0f, .rng = seed}, 5);
+        float l[5];
+        memcpy(l, logits, sizeof(l));
+        all_greedy &= sample(&sm, l) == 4;
+        memcpy(l, LOGITS, 5 * sizeof(float));
+        all_greedy &= sample(&sm, l) == argmax(LOGITS, 5);
+        sampler_free(&sm);
+    }
+    check(all_greedy, "temperature 0.01 samples the argmax (logits near 1000 and near 1; 20 seeds)");
+}
+
+// The token ids kept by sampler_distribution, as a bit set.
+static unsigned kept_set(Sampler *sm, int keep) {
+    unsigned set = 0;
+    for (int i = 0; i < keep; i++) set |= 1u << sm->candidates[i].id;
+    return set;
+}
+
+// Probabilities that are exact binary fractions, so that the cumulative sums hit top_p
+// exactly: logits 0, -ln 2, -2 ln 2, -2 ln 2 give 1/2, 1/4, 1/8, 1/8 (every step is
+// exact in float: expf(-ln2f) rounds to 0.5, and so on; checked first).
+// transformers' TopPLogitsWarper sorts ascending, takes the cumulative sums of the
+// probabilities and removes the tokens where cumsum <= 1 - top_p, keeping at least one:
+//   ascending 1/8 (id 2), 1/8 (id 3), 1/4 (id 1), 1/2 (id 0); cumsum 1/8, 1/4, 1/2, 1
+//   top_p 0.75: remove cumsum <= 0.25: ids 2, 3 -> keeps {0, 1} (exactly 0.75 of the mass)
+//   top_p 0.5:  remove cumsum <= 0.5: ids 2, 3, 1 -> keeps {0}
+// Its warpers run in the order temperature, top-k, top-p: top-k 2 keeps ids 0, 1, whose
+// renormalised probabilities are 2/3 and 1/3; top-p 0.6 then removes cumsum <= 0.4, that
+// is id 1 (1/3): keeps {0}. (Top-p first would keep {0, 1}: 1/2 alone is below 0.6.)
+static void test_top_p_exact(void) {
+    float l2 = logf(2.0f);
+    const float logits[4] = {0.0f, -l2, -2.0f * l2, -2.0f * l2};
+    Sampler sm;
+    sampler_build(&sm, (SamplerConfig){.temperature = 1.0f, .top_p = 1.0f, .rng = 1}, 4);
+    sampler_distribution(&sm, logits, 1.0f, 0, 1.0f);
+    check(sm.probs[0] == 0.5f && sm.probs[1] == 0.25f && sm.probs[2] == 0.125f && sm.probs[3] == 0.125f,
+          "softmax(0, -ln2, -2 ln2, -2 ln2) is exactly 1/2, 1/4, 1/8, 1/8 (the cases below rely on it)");
+    int keep = sampler_distribution(&sm, logits, 1.0f, 0, 0.75f);
+    check(keep == 2 && kept_set(&sm, keep) == 0x3,
+          "top-p 0.75 on 1/2, 1/4, 1/8, 1/8 keeps {0, 1}, as transformers (removes cumsum <= 0.25)");
+    keep = sampler_distribution(&sm, logits, 1.0f, 0, 0.5f);
+    check(keep == 1 && kept_set(&sm, keep) == 0x1,
+          "top-p 0.5 on 1/2, 1/4, 1/8, 1/8 keeps {0}, as transformers (removes cumsum <= 0.5)");
+    keep = sampler_distribution(&sm, logits, 1.0f, 2, 0.6f);
+    check(keep == 1 && kept_set(&sm, keep) == 0x1,
+          "top-k 2 then top-p 0.6 keeps {0}, as transformers chains them (top-p first would keep {0, 1})");
+    int only_kept = 1;
+    for (int i = 0; i < 200; i++) {
+        float l[4];
+        memcpy(l, logits, sizeof(l));
+        sm.cfg.top_k = 2, sm.cfg.top_p = 0.6f;
+        only_kept &= sample(&sm, l) == 0;
+        sm.cfg.top_k = 0, sm.cfg.top_p = 0.75f;
+        only_kept &= sample(&sm, l) <= 1;
+    }
+    check(only_kept, "sample() draws only the kept tokens (200 draws each of top-k 2 + top-p 0.6, top-p 0.75)");
+    sampler_free(&sm);
+}
+
+// ---------------------------------------------------------------------------- UTF-8 against Python
+
+#ifndef _WIN32
+// The bytes s[0..n) streamed in pieces cut at the positions in cuts[0..n_cuts) (ascending).
+static char *stream_pieces(const char *s, size_t n, const size_t *cuts, int n_cuts, size_t *out_len) {
+    char *buf = NULL;
+    FILE *out = open_memstream(&buf, out_len);
+    Utf8Stream u = {0};
+    size_t from = 0;
+    for (int i = 0; i <= n_cuts; i++) {
+        size_t to = i < n_cuts ? cuts[i] : n;
+        utf8_write(&u, out, s + from, to - from);
+        from = to;
+    }
+    utf8_finish(&u, out);
+    fclose(out);
+    return buf;
+}
+
+// Every case of UTF8.tsv (tests/utf8_replace.py: the bytes and what Python's
+// decode(errors="replace") gives) streamed whole, one byte at a time and cut in two at
+// every position, as tokens may cut it: each must print exactly Python's output.
+static void test_utf8_python(const char *tsv_path) {
+    FILE *f = fopen(tsv_path, "r");
+    if (!f) { check(0, "cannot open the UTF-8 cases (tests/utf8_replace.py)"); return; }
+    static char line[4096];
+    int n_cases = 0;
+    while (fgets(line, sizeof(line), f)) {
+        line[strcspn(line, "\n")] = 0;
+        char *in_hex = strtok(line, "\t"), *expect_hex = strtok(NULL, "\t");
+        if (!in_hex || !expect_hex) continue;
+        n_cases++;
+        char *in = unhex(in_hex), *expect = unhex(expect_hex);
+        size_t n = strlen(in_hex) / 2, len, cuts[64];
+        int ok = 1;
+        for (size_t i = 0; i < n && i < 64; i++) cuts[i] = i + 1;
+        char *whole = stream_pieces(in, n, NULL, 0, &len);
+        ok &= len == strlen(expect) && !memcmp(whole, expect, len);
+        free(whole);
+        char *bytes = stream_pieces(in, n, cuts, (int)n - 1, &len);
+        ok &= len == strlen(expect) && !memcmp(bytes, expect, len);
+        free(bytes);
+        for (size_t c = 1; c < n; c++) {
+            char *two = stream_pieces(in, n, &c, 1, &len);
+            ok &= len == strlen(expect) && !memcmp(two, expect, len);
+            free(two);
+        }
+        char msg[256];
+        snprintf(msg, sizeof(msg), "UTF-8 stream of %s prints %s, as Python's decode(errors=\"replace\"), in any pieces",
+                 in_hex, expect_hex);
+        check(ok, msg);
+        free(in);
+        free(expect);
+    }
+    fclose(f);
+    char msg[96];
+    snprintf(msg, sizeof(msg), "UTF-8 cases: %d read (none would test nothing)", n_cases);
+    check(n_cases > 0, msg);
+}
+#else
+static void test_utf8_python(const char *tsv_path) { (void)tsv_path; puts("SKIP UTF-8 against Python: no open_memstream on Windows"); }
+#endif
+
 int main(int argc, char **argv) {
     test_sampler();
+    test_softmax_large();
+    test_top_p_exact();
     test_repetition_penalty();
     test_utf8_stream();
     if (argc > 1) test_chat_templates(argv[1]);
-    else check(0, "no chat template renderings file given (test_units RENDERINGS.tsv)");
+    else check(0, "no chat template renderings file given (test_units RENDERINGS.tsv UTF8.tsv)");
+    if (argc > 2) test_utf8_python(argv[2]);
+    else check(0, "no UTF-8 cases file given (test_units RENDERINGS.tsv UTF8.tsv)");
     return failures ? 1 : 0;
 }

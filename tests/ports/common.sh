@@ -55,9 +55,10 @@ golden_tests() {
     done
     python3 tests/chat_renderings.py "$FIX/chat_templates/renderings.json" "$FIX/tokenizers/real-smollm2/cases.json" \
         >"$BUILD/renderings.tsv"
+    python3 tests/utf8_replace.py >"$BUILD/utf8.tsv"
 
     step "units under $where"
-    count "$@" "$BUILD/test_units$exe" "$BUILD/renderings.tsv"
+    count "$@" "$BUILD/test_units$exe" "$BUILD/renderings.tsv" "$BUILD/utf8.tsv"
 
     step "golden: logits and greedy ids against Hugging Face, under $where"
     for m in $MODELS; do
