@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # Tests of ./export (run from the repo root: bash tests/test_export.sh).
-# Prints one line per check ("ok ...", "FAIL ...", "SKIP ...", as tests/run_tests.sh
-# counts them) and finally "N passed, N failed"; exits 1 on any failure.
+# Prints one line per check ("ok ...", "FAIL ...", as tests/run_tests.sh counts them)
+# and finally "N passed, N failed"; exits 1 on any failure.
 #
-# Reference data: the fixtures (tests/fixtures/hf if the project has a copy, else
-# ../shared/fixtures/hf) and ../shared/data (third-party files: skipped when absent).
+# Reference data: tests/fixtures (the Hugging Face checkpoints in hf/, GGUF files in
+# gguf/, llama2.c's stories260K and tokenizers, real chat templates); a missing one is a FAIL.
 
 set -u
 cd "$(dirname "$0")/.." || exit 1
 EXPORT=./export
-SHARED=${SHARED:-$(cd .. && pwd)/shared}
-if [ -d tests/fixtures/hf ]; then FIX=tests/fixtures/hf; else FIX=$SHARED/fixtures/hf; fi
-DATA=$SHARED/data
+FIX=tests/fixtures/hf
+S260=$PWD/tests/fixtures/stories260K
+TOK32000=$PWD/tests/fixtures/tokenizers/real-llama2/tokenizer.bin
+TEMPLATES=$PWD/tests/fixtures/chat_templates
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 PASS=0
@@ -19,7 +20,6 @@ FAIL=0
 
 pass() { echo "ok $1"; PASS=$((PASS + 1)); }
 fail() { echo "FAIL $1${2:+: $2}"; FAIL=$((FAIL + 1)); }
-skip() { echo "SKIP $1${2:+: $2}"; }
 
 # ---------------------------------------------------------------------------------
 # verify.py OUT.bin SRC [key=value ...]: checks an exported file independently of
@@ -253,16 +253,15 @@ refuse "unknown option" "unrecognized" "$TMP/out/x.bin" --bogus "$FIX/tiny-smoll
 refuse "bad group size" "4, 8, 16, 32 or 64" "$TMP/out/x.bin" --dtype q8_0 --group-size 48 "$FIX/tiny-smollm2"
 
 if [ ! -d "$FIX" ]; then
-    skip "fixtures" "$FIX not found"
+    fail "fixtures" "$FIX not found"
 else
 echo "== every fixture (header vs config.json, CRCs, tokenizer, weights)"
 for dir in "$FIX"/*/; do
     n=$(basename "$dir")
     case $n in
         stories260K-hf)
-            if [ ! -d "$DATA" ]; then skip "$n" "needs $DATA/stories260K/tok512.bin"; continue; fi
-            export_ok "export $n" "$TMP/$n.bin" --tokenizer "$DATA/stories260K/tok512.bin" "$dir"
-            verify "verify $n" "$TMP/$n.bin" "$dir" tok="$DATA/stories260K/tok512.bin" \
+            export_ok "export $n" "$TMP/$n.bin" --tokenizer "$S260/tok512.bin" "$dir"
+            verify "verify $n" "$TMP/$n.bin" "$dir" tok="$S260/tok512.bin" \
                 tokenizer_type=2 pretokenizer=0 bos_id=1 add_bos=1 stop_ids=2 eot_id=-1 chat_template=0
             continue ;;
         tiny-smollm2|tiny-mqa-f16)
@@ -285,8 +284,8 @@ if grep -q "chat template not recognised" <<<"$err"; then pass "tiny-llama3 stan
 else fail "tiny-llama3 stand-in template: warning" "$err"; fi
 
 echo "== llama2.c checkpoint"
-if [ -d "$DATA" ]; then
-    export_ok "export stories260K.bin" "$TMP/s260.bin" --tokenizer "$DATA/stories260K/tok512.bin" "$DATA/stories260K/stories260K.bin"
+if [ -f "$S260/stories260K.bin" ]; then
+    export_ok "export stories260K.bin" "$TMP/s260.bin" --tokenizer "$S260/tok512.bin" "$S260/stories260K.bin"
     if python3 - "$TMP/s260.bin" "$TMP/stories260K-hf.bin" <<'EOF'
 import struct, sys
 a, b = (open(p, "rb").read() for p in sys.argv[1:])
@@ -309,7 +308,7 @@ EOF
     then pass "stories260K.bin export == stories260K-hf export (all but llama2.c's sampling defaults)"
     else fail "stories260K.bin export == stories260K-hf export (all but llama2.c's sampling defaults)"; fi
     # the same checkpoint in llama2.c's version-1 ("ak42") layout
-    python3 - "$DATA/stories260K/stories260K.bin" "$TMP/s260v1.bin" <<'EOF'
+    python3 - "$S260/stories260K.bin" "$TMP/s260v1.bin" <<'EOF'
 import struct, sys
 b = open(sys.argv[1], "rb").read()
 dim, hid, L, H, KV, V, seq = struct.unpack_from("<7i", b)
@@ -323,16 +322,16 @@ hdr = struct.pack("<Ii7iB", 0x616B3432, 1, dim, hid, L, H, KV, V, seq, 1)
 order = ["att", "ffn", "fin", "emb", "wq", "wk", "wv", "wo", "w1", "w2", "w3"]
 open(sys.argv[2], "wb").write(hdr + bytes(256 - len(hdr)) + b"".join(parts[k] for k in order))
 EOF
-    export_ok "export version-1 (ak42) stories260K" "$TMP/s260v1.out" --tokenizer "$DATA/stories260K/tok512.bin" "$TMP/s260v1.bin"
+    export_ok "export version-1 (ak42) stories260K" "$TMP/s260v1.out" --tokenizer "$S260/tok512.bin" "$TMP/s260v1.bin"
     if cmp -s "$TMP/s260v1.out" "$TMP/s260.bin"; then pass "version-1 export == legacy export"
     else fail "version-1 export == legacy export"; fi
-    refuse "llama2.c checkpoint without --tokenizer" "--tokenizer" "$TMP/out/x.bin" "$DATA/stories260K/stories260K.bin"
-    head -c 500000 "$DATA/stories260K/stories260K.bin" > "$TMP/s260cut.bin"
-    refuse "truncated llama2.c checkpoint" "truncated" "$TMP/out/x.bin" --tokenizer "$DATA/stories260K/tok512.bin" "$TMP/s260cut.bin"
+    refuse "llama2.c checkpoint without --tokenizer" "--tokenizer" "$TMP/out/x.bin" "$S260/stories260K.bin"
+    head -c 500000 "$S260/stories260K.bin" > "$TMP/s260cut.bin"
+    refuse "truncated llama2.c checkpoint" "truncated" "$TMP/out/x.bin" --tokenizer "$S260/tok512.bin" "$TMP/s260cut.bin"
     refuse "tokenizer.bin of another vocab size" "vocab_size" "$TMP/out/x.bin" \
-        --tokenizer "$DATA/stories260K/llama2c_tokenizer32000.bin" "$DATA/stories260K/stories260K.bin"
+        --tokenizer "$TOK32000" "$S260/stories260K.bin"
 else
-    skip "llama2.c checkpoint" "$DATA not found"
+    fail "llama2.c checkpoint" "$S260/stories260K.bin is missing"
 fi
 
 echo "== sharded checkpoint, rope_parameters"
@@ -421,6 +420,71 @@ neg "RobertaProcessing post_processor" "post_processor" tiny-smollm2 't = load("
 refuse "HF folder without tokenizer.json and without --tokenizer" "--tokenizer" "$TMP/out/x.bin" "$FIX/stories260K-hf"
 refuse "no such source" "no such" "$TMP/out/x.bin" "$TMP/does-not-exist"
 
+echo "== a file given in place of a checkpoint folder: what it is, what to pass"
+refuse "model.safetensors instead of its folder" "pass the folder that holds it" "$TMP/out/x.bin" "$FIX/tiny-smollm2/model.safetensors"
+refuse "config.json instead of its folder" "pass the checkpoint folder that holds config.json" "$TMP/out/x.bin" "$FIX/tiny-smollm2/config.json"
+refuse "a model export already wrote" "already a run.c model" "$TMP/out/x.bin" "$TMP/tiny-smollm2.bin"
+
+echo "== GGUF files that are damaged or not supported"
+# gguf_neg NAME WORD FIXTURE PYTHON [export args]: PYTHON turns tests/fixtures/gguf/FIXTURE.gguf
+# (g: read by tests/test_gguf.py's read_gguf; raw: its bytes) into neg.gguf (write(g) or
+# write(raw)), which export must refuse saying WORD.
+gguf_neg() {
+    local name=$1 word=$2 fixture=$3 py=$4; shift 4
+    rm -f "$TMP/neg.gguf"
+    python3 - "$PWD/tests" "$GGUF/$fixture.gguf" "$TMP/neg.gguf" "$py" <<'EOF'
+import struct, sys
+sys.path.insert(0, sys.argv[1])
+from test_gguf import read_gguf, gguf_bytes, Gguf, U32, I32, F32V, BOOL, STRING, ARRAY
+g, raw, out = read_gguf(sys.argv[2]), open(sys.argv[2], "rb").read(), sys.argv[3]
+def write(x):
+    open(out, "wb").write(x if isinstance(x, (bytes, bytearray)) else gguf_bytes(x))
+exec(sys.argv[4])
+EOF
+    refuse "$name" "$word" "$TMP/out/neg.bin" "$@" "$TMP/neg.gguf"
+}
+GGUF=$(dirname "$FIX")/gguf
+Q8=tiny-smollm2-q8_0
+gguf_neg "truncated GGUF (half its tensor data)" "truncated" $Q8 'write(raw[:len(raw) // 2])'
+gguf_neg "truncated GGUF (inside the metadata)" "truncated" $Q8 'write(raw[:5000])'
+gguf_neg "GGUF of 4 bytes" "truncated" $Q8 'write(raw[:4])'
+gguf_neg "tensor count 2^40" "cannot fit" $Q8 'write(raw[:8] + struct.pack("<Q", 1 << 40) + raw[16:])'
+gguf_neg "metadata count 2^40" "cannot fit" $Q8 'write(raw[:16] + struct.pack("<Q", 1 << 40) + raw[24:])'
+gguf_neg "a key of 2^60 bytes" "truncated or corrupt" $Q8 'write(raw[:24] + struct.pack("<Q", 1 << 60) + raw[32:])'
+gguf_neg "an array of 2^40 strings" "cannot fit" $Q8 'b = bytearray(raw); i = b.index(b"tokenizer.ggml.tokens") + 21 + 8; struct.pack_into("<Q", b, i, 1 << 40); write(b)'
+gguf_neg "GGUF version 1" "version 1" $Q8 'write(raw[:4] + struct.pack("<I", 1) + raw[8:])'
+gguf_neg "big-endian GGUF" "big-endian" $Q8 'write(raw[:4] + struct.pack(">I", 3) + raw[8:])'
+gguf_neg "unknown metadata value type" "unknown value type" $Q8 'b = bytearray(raw); i = b.index(b"general.architecture") + 20; struct.pack_into("<I", b, i, 13); write(b)'
+gguf_neg "a metadata key twice" "twice" $Q8 'g.kv.append(["general.architecture", STRING, "llama"]); write(g)'
+gguf_neg "tensor data past the end of the file" "past the end" $Q8 'g.tensors[-1]["offset"] = 1 << 30; write(g)'
+gguf_neg "misaligned tensor offset" "misaligned" $Q8 'g.tensors[-1]["offset"] = 3; write(g)'
+gguf_neg "overlapping tensors" "overlap" $Q8 'g.tensors[2]["offset"] = 32; write(g)'
+gguf_neg "rows that are not whole Q8_0 blocks" "blocks" $Q8 't = g.tensor("blk.0.attn_q.weight"); t["ne"] = [48, t["ne"][1] * 4 // 3]; write(g)'
+gguf_neg "an unknown tensor type (ggml type 77)" "unknown type" $Q8 'g.tensor("blk.0.attn_q.weight")["type"] = 77; write(g)'
+gguf_neg "tensor type IQ2_XS" "IQ2_XS" $Q8 'g.tensor("blk.0.attn_q.weight")["type"] = 17; write(g)'
+gguf_neg "NaN in an F32 tensor" "NaN" $Q8 't = g.tensor("output_norm.weight"); t["data"] = struct.pack("<f", float("nan")) + t["data"][4:]; write(g)'
+gguf_neg "an infinite Q8_0 scale" "NaN or Inf" $Q8 't = g.tensor("blk.1.ffn_up.weight"); t["data"] = b"\x00\x7c" + t["data"][2:]; write(g)'
+gguf_neg "architecture gemma" "architecture 'gemma'" $Q8 'g.set("general.architecture", STRING, "gemma"); write(g)'
+gguf_neg "no architecture" "general.architecture" $Q8 'g.kv = [e for e in g.kv if e[0] != "general.architecture"]; write(g)'
+gguf_neg "mixture of experts" "mixture-of-experts" $Q8 'g.set("llama.expert_count", U32, 8); write(g)'
+gguf_neg "rope scaling yarn" "yarn" $Q8 'g.set("llama.rope.scaling.type", STRING, "yarn"); write(g)'
+gguf_neg "partial rotary (rope.dimension_count 8)" "dimension_count" $Q8 'g.set("llama.rope.dimension_count", U32, 8); write(g)'
+gguf_neg "head_count_kv that does not divide head_count" "n_kv_heads" $Q8 'g.set("llama.attention.head_count_kv", U32, 3); write(g)'
+gguf_neg "a tensor missing" "model.layers.1.mlp.up_proj.weight" $Q8 'g.tensors = [t for t in g.tensors if t["name"] != "blk.1.ffn_up.weight"]; write(g)'
+gguf_neg "a tensor of another shape than the metadata's" "implies" $Q8 'g.set("llama.feed_forward_length", U32, 160); write(g)'
+gguf_neg "an unexpected tensor" "blk.0.attn_q_norm.weight" $Q8 'g.tensors.append(dict(g.tensor("blk.0.attn_norm.weight"), name="blk.0.attn_q_norm.weight")); write(g)'
+gguf_neg "vocab_size other than the embedding's rows" "vocab_size" $Q8 'g.set("llama.vocab_size", U32, 1000); write(g)'
+gguf_neg "pre-tokenizer gpt-4o" "pre-tokenizer 'gpt-4o'" $Q8 'g.set("tokenizer.ggml.pre", STRING, "gpt-4o"); write(g)'
+gguf_neg "no pre-tokenizer" "names no pre-tokenizer" $Q8 'g.kv = [e for e in g.kv if e[0] != "tokenizer.ggml.pre"]; write(g)'
+gguf_neg "tokenizer model bert" "tokenizer model 'bert'" $Q8 'g.set("tokenizer.ggml.model", STRING, "bert"); write(g)'
+gguf_neg "more tokens than embedding rows" "tokens" $Q8 't, tt = g.get("tokenizer.ggml.tokens"), g.get("tokenizer.ggml.token_type"); g.set("tokenizer.ggml.tokens", ARRAY, (STRING, t + ["x"])); g.set("tokenizer.ggml.token_type", ARRAY, (I32, tt + [1])); write(g)'
+gguf_neg "a merge of tokens not in the vocab" "not in the vocab" $Q8 'm = g.get("tokenizer.ggml.merges"); g.set("tokenizer.ggml.merges", ARRAY, (STRING, m + ["<|im_start|> <|im_end|>"])); write(g)'
+gguf_neg "add_eos_token" "add_eos_token" $Q8 'g.set("tokenizer.ggml.add_eos_token", BOOL, True); write(g)'
+gguf_neg "rope_freqs that are not Llama 3's" "not Llama 3's RoPE scaling" $Q8 'g.tensors.append({"name": "rope_freqs.weight", "ne": [8], "type": "F32", "data": struct.pack("<8f", 1, 1, 5, 2, 8, 8, 8, 8)}); write(g)'
+gguf_neg "--tokenizer with a GGUF file" "--tokenizer does not apply" $Q8 'write(raw)' --tokenizer "$FIX/../stories260K/tok512.bin"
+gguf_neg "--group-size 64 with Q8_0 blocks of 32" "32 or less" tiny-mqa-f16-q8_0 'write(raw)' --dtype q8_0 --group-size 64
+gguf_neg "--group-size with --dtype f32" "only applies" $Q8 'write(raw)' --dtype f32 --group-size 16
+
 copy tiny-smollm2 tmpl
 damage "$TMP/tmpl" 't = load("tokenizer_config.json"); t["chat_template"] = [{"name": "tool_use", "template": "x"}, {"name": "default", "template": t["chat_template"]}]; save("tokenizer_config.json", t)'
 export_ok "export a list of named chat templates" "$TMP/tmpl.bin" "$TMP/tmpl"
@@ -442,10 +506,12 @@ EOF
 then pass "do_sample: temperature/top_p/top_k stored; no do_sample: greedy"
 else fail "sampling defaults from generation_config.json"; fi
 
-if [ -d "$DATA/chat_templates" ] && [ -d "$FIX/tiny-qwen2" ]; then
+if [ ! -d "$TEMPLATES" ]; then
+    fail "real chat templates" "$TEMPLATES is missing"
+else
     echo "== real chat templates"
     copy tiny-qwen2 qwen25
-    damage "$TMP/qwen25" "t = load('tokenizer_config.json'); t['chat_template'] = open('$DATA/chat_templates/Qwen-Qwen2.5-7B-Instruct.jinja').read(); save('tokenizer_config.json', t)"
+    damage "$TMP/qwen25" "t = load('tokenizer_config.json'); t['chat_template'] = open('$TEMPLATES/Qwen-Qwen2.5-7B-Instruct.jinja').read(); save('tokenizer_config.json', t)"
     export_ok "export with the Qwen2.5 template" "$TMP/qwen25.bin" "$TMP/qwen25"
     verify "Qwen2.5 template: ChatML, its default system prompt" "$TMP/qwen25.bin" "$TMP/qwen25" chat_template=1 eot_id=2 \
         "system=You are Qwen, created by Alibaba Cloud. You are a helpful assistant."
@@ -458,7 +524,7 @@ for k, name in enumerate(['<|begin_of_text|>', '<|start_header_id|>', '<|end_hea
     t['added_tokens'].append({'id': i, 'content': name, 'single_word': False, 'lstrip': False, 'rstrip': False, 'normalized': False, 'special': True})
 v = t['model']['vocab']; t['model']['merges'] = [m for m in t['model']['merges'] if m[0] in v and m[1] in v and m[0] + m[1] in v]
 save('tokenizer.json', t)
-c = load('tokenizer_config.json'); c['chat_template'] = open('$DATA/chat_templates/meta-llama-Llama-3.2-3B-Instruct.jinja').read()
+c = load('tokenizer_config.json'); c['chat_template'] = open('$TEMPLATES/meta-llama-Llama-3.2-3B-Instruct.jinja').read()
 c['bos_token'] = '<|begin_of_text|>'; c['eos_token'] = '<|eot_id|>'; save('tokenizer_config.json', c)"
     export_ok "export with the Llama 3.2 template" "$TMP/llama32.bin" "$TMP/llama32"
     verify "Llama 3.2 template: chat_template 2, eot <|eot_id|>, no default system" "$TMP/llama32.bin" "$TMP/llama32" \
