@@ -121,6 +121,7 @@ cli_golden() {  # model.bin fixture_dir
     python3 tests/cli_golden.py ./run "$1" "$2" "$BUILD"
 }
 for m in $HF_MODELS smollm2-vocab-tiny; do count cli_golden "$BUILD/$m.bin" "$FIX/hf/$m"; done
+count python3 tests/test_generation.py ./run ./export "$FIX/hf" "$BUILD"  # low temperature, seeds, stop ids, chat's KV cache
 
 # ---------------------------------------------------------------------------- q8_0
 
