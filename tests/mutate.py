@@ -15,7 +15,8 @@ checks fail there, the run goes on with a warning, and a mutant is then killed o
 a FAIL line that the unmutated suite does not print (compared with the digits taken out,
 as timings and seeds vary).
 
-Prints one line per mutant, then the score (killed / mutants run) and the survivors.
+A mutant's suite stops at its first FAIL line (one is enough). Prints one line per
+mutant, then the score (killed / mutants run) and the survivors.
 A mutant whose original text does not occur exactly once is stale (the code moved on:
 update tests/mutants.txt); one marked `equivalent:` is listed and not run. Logs are in
 the copy's tests/build/mutate/ (kept with --keep). Exit status: 0 if no mutant
@@ -25,9 +26,11 @@ import argparse
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -74,24 +77,54 @@ def copy_tree(dest, working_tree):
         shutil.copy2(src, os.path.join(dest, f), follow_symlinks=False)
 
 
-def run_suite(tree, log_path, timeout):
-    """'pass', 'build' (./run did not build), 'fail' or 'timeout'; output to log_path."""
+def stop_group(proc):
+    """Ends the suite and everything it started (its own process group)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+def run_suite(tree, log_path, timeout, known_fails=None):
+    """'pass', 'build' (./run did not build), 'fail' or 'timeout'; output to log_path.
+
+    With known_fails (a mutant's run), the suite is stopped at its first FAIL line that
+    is not among them: one is enough to kill the mutant, and the rest of the suite would
+    only take time. The unmutated run (known_fails None) goes to the end."""
     with open(log_path, "w") as log:
         build = subprocess.run(["make", "-s", "run"], cwd=tree, stdout=log, stderr=subprocess.STDOUT)
         if build.returncode != 0:
             return "build"
+        proc = subprocess.Popen(["bash", "tests/run_tests.sh"], cwd=tree, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        timer = threading.Timer(timeout, stop_group, [proc])
+        timer.start()
         try:
-            suite = subprocess.run(["bash", "tests/run_tests.sh"], cwd=tree, stdout=log,
-                                   stderr=subprocess.STDOUT, timeout=timeout, start_new_session=True)
-        except subprocess.TimeoutExpired:
+            for raw in proc.stdout:
+                line = raw.decode("utf-8", errors="replace")
+                log.write(line)
+                if known_fails is not None and line.startswith("FAIL") and normalise(line) not in known_fails:
+                    log.write("(stopped at the first new FAIL)\n")
+                    stop_group(proc)
+                    return "fail"
+            proc.wait()
+        finally:
+            timer.cancel()
+            if proc.poll() is None:
+                stop_group(proc)
+        if proc.returncode == -signal.SIGKILL:
             return "timeout"
-    return "pass" if suite.returncode == 0 else "fail"
+    return "pass" if proc.returncode == 0 else "fail"
+
+
+def normalise(line):
+    return re.sub(r"[0-9]", "", line.rstrip("\n"))
 
 
 def fail_lines(path):
     """The FAIL lines of a suite log, digits removed (timings and seeds vary)."""
-    return {re.sub(r"[0-9]", "", x) for x in open(path, errors="replace").read().splitlines()
-            if x.startswith("FAIL")}
+    return {normalise(x) for x in open(path, errors="replace").read().splitlines() if x.startswith("FAIL")}
 
 
 def last_line(path):
@@ -101,7 +134,7 @@ def last_line(path):
 
 def first_fail(path, known=frozenset()):
     for x in open(path, errors="replace").read().splitlines():
-        if x.startswith("FAIL") and re.sub(r"[0-9]", "", x) not in known:
+        if x.startswith("FAIL") and normalise(x) not in known:
             return x[:150]
     return ""
 
@@ -131,6 +164,7 @@ def main():
             sys.exit(f"no such mutant: {', '.join(sorted(unknown))}")
         mutants = [m for m in mutants if m["name"] in wanted]
 
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # like Ctrl-C: clean up
     tree = tempfile.mkdtemp(prefix="runc-mutate-")
     try:
         copy_tree(tree, args.working_tree)
@@ -170,7 +204,7 @@ def main():
             try:
                 with open(path, "w", encoding="utf-8") as f:
                     f.write(original.replace(m["from"], m["to"]))
-                status = run_suite(tree, log, args.timeout)
+                status = run_suite(tree, log, args.timeout, baseline_fails)
             finally:
                 with open(path, "w", encoding="utf-8") as f:  # restored, whatever happened
                     f.write(original)
