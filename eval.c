@@ -15,7 +15,7 @@ static double log_prob(const float *logits, int n, int id) {
     float max = logits[argmax(logits, n)];
     double sum = 0.0;
     for (int j = 0; j < n; j++) sum += exp((double)logits[j] - max);
-    return (double)logits[id] - max - log(sum);
+    return (double)logits[id] - max - log(sum > 0.0 ? sum : 1.0);  // sum >= 1: exp(max - max)
 }
 
 // Writes s to f with tabs, newlines and backslashes escaped, so one token is one field.

@@ -1408,7 +1408,7 @@ static void tile_rows(const Projection *p, int start, int end, const float *x, c
                       int t, int n) {
     const Matrix *W = p->W;
     int rows = W->rows, cols = W->cols, g = W->group_size;
-    float o[4];
+    float o[4] = {0};
     for (int i = start; i < end; i++) {
         if (W->w) {
             const float *row = W->w + (size_t)i * cols;

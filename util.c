@@ -60,6 +60,7 @@ static void text_append(Text *t, const char *s, size_t n) {
         t->cap = (t->len + n + 1) * 2;
         t->data = realloc(t->data, t->cap);
         if (!t->data) fatal("out of memory");
+        memset(t->data + t->len, 0, t->cap - t->len);  // no byte is ever read unset
     }
     memcpy(t->data + t->len, s, n);
     t->len += n;
