@@ -154,6 +154,7 @@ count "$BUILD/test_tokenizer" "$BUILD/tiny-llama3.bin" "$FIX/tokenizers/tiny-lla
 count "$BUILD/test_tokenizer" "$BUILD/tiny-qwen2.bin" "$FIX/tokenizers/tiny-qwen2"
 count "$BUILD/test_tokenizer" "$BUILD/smollm2-vocab-tiny.bin" "$FIX/tokenizers/real-smollm2"
 count "$BUILD/test_tokenizer" "$FIX/tokenizers/real-llama2/tokenizer.bin" "$FIX/tokenizers/real-llama2" --no-chat
+count python3 tests/test_tokenizer_unicode.py ./run "$BUILD" "$FIX/hf"  # \p{N} beyond ASCII, NFC's blocking
 
 # ---------------------------------------------------------------------------- evaluation
 
