@@ -54,17 +54,20 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
 }
 
 static void repair_header(uint8_t *b, size_t size) {
-    if (size < HEADER_BYTES || read_u32(b + 12) != 0) return;
-    for (int i = 0; i < 8; i++) b[216 + i] = (uint8_t)((uint64_t)size >> (8 * i));   // file_bytes
-    uint64_t weights = read_u64(b + 208);
+    const int file_bytes = HEADER[H_FILE_BYTES].offset, meta_crc = HEADER[H_META_CRC32].offset;
+    const int weights_crc = HEADER[H_WEIGHTS_CRC32].offset;
+    if (size < HEADER_BYTES || read_u32(b + 12) != 0) return;  // the reserved u32 after header_bytes
+    for (int i = 0; i < 8; i++) b[file_bytes + i] = (uint8_t)((uint64_t)size >> (8 * i));
+    const uint8_t *w = b + HEADER[H_WEIGHTS_OFFSET].offset;
+    uint64_t weights = read_u32(w) | (uint64_t)read_u32(w + 4) << 32;
     if (weights < HEADER_BYTES || weights > size) return;
-    memset(b + 224, 0, 4);
+    memset(b + meta_crc, 0, 4);
     uint8_t w_crc[4];
-    memcpy(w_crc, b + 228, 4);   // weights_crc32 is taken as zero too
-    memset(b + 228, 0, 4);
+    memcpy(w_crc, b + weights_crc, 4);   // weights_crc32 is taken as zero too
+    memset(b + weights_crc, 0, 4);
     uint32_t crc = crc32_update(0, b, (size_t)weights);
-    memcpy(b + 228, w_crc, 4);
-    for (int i = 0; i < 4; i++) b[224 + i] = (uint8_t)(crc >> (8 * i));
+    memcpy(b + weights_crc, w_crc, 4);
+    for (int i = 0; i < 4; i++) b[meta_crc + i] = (uint8_t)(crc >> (8 * i));
 }
 
 static const char sample_text[] = "Once upon a time, <|im_start|>user\nWhere is Groningen? caf\xC3\xA9 e\xCC\x81 "
