@@ -219,6 +219,7 @@ count python3 tests/interrupt.py ./run "$BUILD/longctx.bin" "$BUILD/tiny-smollm2
 
 echo "== export: refuses what it does not support"
 count bash tests/test_export.sh
+count python3 tests/test_export_defaults.py ./export "$BUILD/test_model" "$FIX/hf" "$BUILD"  # keys left out of config.json
 
 # models/fetch against a fake hub: file:// URLs and an HTTP server on 127.0.0.1.
 echo "== models/fetch (offline, local hub)"

@@ -1,0 +1,89 @@
+#!/usr/bin/env python3
+"""export with config.json keys left out: transformers' defaults, not guesses.
+
+    test_export_defaults.py EXPORT TEST_MODEL FIXTURES BUILD_DIR
+
+FIXTURES is tests/fixtures/hf; TEST_MODEL is the built tests/test_model.c. What
+transformers does when a key is absent is in its configuration classes (LlamaConfig,
+Qwen2Config in transformers 5): tie_word_embeddings defaults to False in both;
+LlamaConfig's num_key_value_heads defaults to num_attention_heads; head_dim to
+hidden_size // num_attention_heads.
+- tiny-untied-mha-f32 (Llama, lm_head of its own, 3 heads, 3 key/value heads) without
+  tie_word_embeddings and num_key_value_heads exports to a file whose header says
+  untied and 3 key/value heads, and whose logits are the Hugging Face reference's
+  (test_model: every logit within 1e-4, every greedy id);
+- tiny-qwen2 and tiny-smollm2 (tied: they have no lm_head.weight) without
+  tie_word_embeddings are untied models missing their lm_head for transformers (it would
+  initialise one at random): export refuses them, naming lm_head.weight, instead of
+  tying them.
+One ok/FAIL line per check; exit status 1 if any failed.
+"""
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+
+failed = 0
+
+
+def check(ok, what, detail=""):
+    global failed
+    print(f"{'ok' if ok else 'FAIL'} {what}")
+    if not ok:
+        failed += 1
+        if detail:
+            print("    " + detail[-600:].replace("\n", "\n    "))
+
+
+def without_keys(fixtures, name, build, keys):
+    """A copy of fixture name in build with keys removed from its config.json."""
+    out = os.path.join(build, f"{name}-defaults")
+    shutil.rmtree(out, ignore_errors=True)
+    shutil.copytree(os.path.join(fixtures, name), out)
+    path = os.path.join(out, "config.json")
+    cfg = json.load(open(path))
+    for k in keys:
+        cfg.pop(k, None)
+    json.dump(cfg, open(path, "w"), indent=2)
+    return out
+
+
+def header_u32(path, offset):  # FORMAT.md: little-endian u32 fields of the header
+    with open(path, "rb") as f:
+        f.seek(offset)
+        return struct.unpack("<I", f.read(4))[0]
+
+
+def main():
+    export, test_model, fixtures, build = sys.argv[1:5]
+    src = without_keys(fixtures, "tiny-untied-mha-f32", build, ["tie_word_embeddings", "num_key_value_heads", "head_dim"])
+    out = src + ".bin"
+    p = subprocess.run([export, "-q", src, out], capture_output=True, timeout=300)
+    check(p.returncode == 0, "export tiny-untied-mha-f32 without tie_word_embeddings, num_key_value_heads, head_dim",
+          p.stderr.decode())
+    if p.returncode == 0:
+        tied, kv, hd = header_u32(out, 80), header_u32(out, 32), header_u32(out, 36)
+        check((tied, kv, hd) == (0, 3, 16), f"... header: tied_embeddings {tied} (False), n_kv_heads {kv} (= 3 heads), "
+              f"head_dim {hd} (= 48 // 3)")
+        p = subprocess.run([test_model, out, os.path.join(fixtures, "tiny-untied-mha-f32")], capture_output=True,
+                           timeout=300)
+        lines = p.stdout.decode().splitlines()
+        check(p.returncode == 0 and any(x.startswith("ok ") for x in lines),
+              "... and its logits and greedy ids are the Hugging Face reference's (test_model)",
+              "\n".join(lines[-6:]))
+    for name in ("tiny-qwen2", "tiny-smollm2"):
+        src = without_keys(fixtures, name, build, ["tie_word_embeddings"])
+        out = src + ".bin"
+        if os.path.exists(out):
+            os.remove(out)
+        p = subprocess.run([export, "-q", src, out], capture_output=True, timeout=300)
+        err = p.stderr.decode()
+        check(p.returncode == 1 and "lm_head.weight" in err and not os.path.exists(out),
+              f"export refuses {name} without tie_word_embeddings (transformers: untied, and it has no lm_head): "
+              f"{err.strip()[:120]}", err)
+    return 1 if failed else 0
+
+
+sys.exit(main())
