@@ -434,6 +434,7 @@ gguf_neg() {
     rm -f "$TMP/neg.gguf"
     python3 - "$PWD/tests" "$GGUF/$fixture.gguf" "$TMP/neg.gguf" "$py" <<'EOF'
 import struct, sys
+sys.dont_write_bytecode = True          # no tests/__pycache__ left behind
 sys.path.insert(0, sys.argv[1])
 from test_gguf import read_gguf, gguf_bytes, Gguf, U32, I32, F32V, BOOL, STRING, ARRAY
 g, raw, out = read_gguf(sys.argv[2]), open(sys.argv[2], "rb").read(), sys.argv[3]
