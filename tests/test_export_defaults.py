@@ -12,6 +12,8 @@ hidden_size // num_attention_heads.
   tie_word_embeddings and num_key_value_heads exports to a file whose header says
   untied and 3 key/value heads, and whose logits are the Hugging Face reference's
   (test_model: every logit within 1e-4, every greedy id);
+- tiny-llama3 without generation_config.json stops at config.json's eos_token_id [0, 2]
+  (transformers then builds the generation config from config.json);
 - tiny-qwen2 and tiny-smollm2 (tied: they have no lm_head.weight) without
   tie_word_embeddings are untied models missing their lm_head for transformers (it would
   initialise one at random): export refuses them, naming lm_head.weight, instead of
@@ -73,6 +75,18 @@ def main():
         check(p.returncode == 0 and any(x.startswith("ok ") for x in lines),
               "... and its logits and greedy ids are the Hugging Face reference's (test_model)",
               "\n".join(lines[-6:]))
+    # Without generation_config.json, transformers' GenerationConfig comes from config.json
+    # (GenerationConfig.from_model_config): its eos_token_id [0, 2] ends generation.
+    src = without_keys(fixtures, "tiny-llama3", build, [])
+    os.remove(os.path.join(src, "generation_config.json"))
+    out = src + ".bin"
+    p = subprocess.run([export, "-q", src, out], capture_output=True, timeout=300)
+    stops = set()
+    if p.returncode == 0:
+        n_stop = header_u32(out, 120)
+        stops = {header_u32(out, 124 + 4 * i) for i in range(min(n_stop, 8))}
+    check({0, 2} <= stops, f"tiny-llama3 without generation_config.json: the stop ids {sorted(stops)} hold config.json's "
+          "eos_token_id [0, 2]", p.stderr.decode())
     for name in ("tiny-qwen2", "tiny-smollm2"):
         src = without_keys(fixtures, name, build, ["tie_word_embeddings"])
         out = src + ".bin"
