@@ -27,17 +27,8 @@ import struct
 import subprocess
 import sys
 
-failed = 0
-
-
-def check(ok, what, detail=""):
-    global failed
-    print(f"{'ok' if ok else 'FAIL'} {what}")
-    if not ok:
-        failed += 1
-        if detail:
-            print("    " + detail[-600:].replace("\n", "\n    "))
-
+sys.dont_write_bytecode = True  # no __pycache__ left in tests/
+from oracle import check, exit_status
 
 def without_keys(fixtures, name, build, keys):
     """A copy of fixture name in build with keys removed from its config.json."""
@@ -97,7 +88,7 @@ def main():
         check(p.returncode == 1 and "lm_head.weight" in err and not os.path.exists(out),
               f"export refuses {name} without tie_word_embeddings (transformers: untied, and it has no lm_head): "
               f"{err.strip()[:120]}", err)
-    return 1 if failed else 0
+    return exit_status()
 
 
 sys.exit(main())

@@ -29,44 +29,11 @@ import struct
 import subprocess
 import sys
 
-failed = 0
-
-
-def check(ok, what, detail=""):
-    global failed
-    print(f"{'ok' if ok else 'FAIL'} {what}")
-    if not ok:
-        failed += 1
-        if detail:
-            print("    " + detail[:600].replace("\n", "\n    "))
-
+sys.dont_write_bytecode = True  # no __pycache__ left in tests/
+from oracle import check, decode, exit_status
 
 def run(*args, stdin=b""):
     return subprocess.run([str(a) for a in args], input=stdin, capture_output=True, timeout=120)
-
-
-def byte_decoder():
-    """GPT-2's byte-level alphabet, reversed: the character that stands for each byte."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return {chr(c): b for b, c in zip(bs, cs)}
-
-
-def decode(fixture, ids):
-    """The text of ids as Hugging Face's byte-level decoder gives it (specials as text)."""
-    tok = json.load(open(os.path.join(fixture, "tokenizer.json")))
-    pieces = {i: s for s, i in tok["model"]["vocab"].items()}
-    added = {t["id"]: t["content"] for t in tok["added_tokens"]}
-    dec, out = byte_decoder(), b""
-    for i in ids:
-        out += added[i].encode() if i in added else bytes(dec[c] for c in pieces[i])
-    return out.decode("utf-8", errors="replace")
 
 
 def case(fixture, name):
@@ -130,7 +97,7 @@ def multiple_stop_ids(export, run_bin, build, fixtures):
     p = run(run_bin, model, "-m", "generate", "-i", c["prompt_text"], "-t", "0", "-n", "30", "--stats", "json",
             "--dump-logits", dump)
     out = p.stdout.decode("utf-8", errors="replace")
-    expect = decode(src, greedy[:k])
+    expect = decode(os.path.join(src, "tokenizer.json"), greedy[:k])
     stats = [json.loads(x) for x in p.stderr.decode().splitlines() if x.startswith("{")]
     check(p.returncode == 0 and out == expect + "\n" and stats and stats[-1]["new_tokens"] == k,
           f"tiny-llama3: generation stops at the third stop id ({stop}) after exactly the {k} greedy tokens before it",
@@ -191,7 +158,7 @@ def chat_stops_on_eot(export, run_bin, build, fixtures):
             "--dump-logits", dump, stdin=(user2 + "\n").encode())
     answers = p.stdout.decode("utf-8", errors="replace").split("\n")
     stats = [json.loads(x) for x in p.stderr.decode().splitlines() if x.startswith("{")]
-    answer = decode(src, [g0])
+    answer = decode(os.path.join(src, "tokenizer.json"), [g0])
     check(p.returncode == 0 and answers[0] == answer and len(stats) == 2 and stats[0]["new_tokens"] == 1,
           f"chat: the first answer is transformers' greedy token {answer!r}, then the model's own <|im_end|> ends it",
           f"stdout {p.stdout!r}\nstderr {p.stderr.decode()[-400:]}")
@@ -221,7 +188,7 @@ def main():
     seeds(run_bin, build)
     multiple_stop_ids(export, run_bin, build, fixtures)
     chat_stops_on_eot(export, run_bin, build, fixtures)
-    return 1 if failed else 0
+    return exit_status()
 
 
 sys.exit(main())

@@ -24,30 +24,8 @@ import subprocess
 import sys
 import unicodedata
 
-failed = 0
-
-
-def check(ok, what, detail=""):
-    global failed
-    print(f"{'ok' if ok else 'FAIL'} {what}")
-    if not ok:
-        failed += 1
-        if detail:
-            print("    " + detail[:600])
-
-
-def byte_level_alphabet():
-    """GPT-2's byte -> character map of byte-level BPE."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return {b: chr(c) for b, c in zip(bs, cs)}
-
+sys.dont_write_bytecode = True  # no __pycache__ left in tests/
+from oracle import byte_level_alphabet, check, decode, exit_status
 
 class Bpe:
     """Byte-level BPE as Hugging Face's BPE model applies it to one pre-token: the
@@ -84,13 +62,6 @@ def tokenize(run, model, text):
     if p.returncode != 0:
         return None, p.stderr.decode()[-200:]
     return [int(x) for x in p.stdout.split()], ""
-
-
-def decode(tokenizer_json, ids):
-    tok = json.load(open(tokenizer_json))
-    pieces = {i: s for s, i in tok["model"]["vocab"].items()}
-    back = {c: b for b, c in byte_level_alphabet().items()}
-    return bytes(back[c] for i in ids for c in pieces[i]).decode("utf-8", errors="replace")
 
 
 # (model, text, the pre-tokens by hand, why)
@@ -138,7 +109,7 @@ def main():
         text_of_ids = decode(tj, got) if got is not None else None
         check(text_of_ids == expect, f"tiny-qwen2 NFC: {why}: the ids decode to Python's NFC {ascii(expect)}",
               f"got {ascii(text_of_ids)} {err}")
-    return 1 if failed else 0
+    return exit_status()
 
 
 sys.exit(main())
