@@ -197,6 +197,8 @@ patch_file "$bad/vocab.bin" 40 '<I' 2147483648
 expect_error "vocab size 2^31" "vocab_size" ./run "$bad/vocab.bin" -i hi
 patch_file "$bad/heads.bin" 32 '<I' 3
 expect_error "kv heads that do not divide heads" "n_kv_heads" ./run "$bad/heads.bin" -i hi
+patch_file "$bad/merges.bin" 116 '<I' 4000000  # n_merges: a merge table far past the end of the file
+expect_error "a table that runs past the end of the file" "outside the file" ./run "$bad/merges.bin" -i hi
 patch_file "$bad/crc.bin" 224 '<I' 12345
 expect_error "corrupt header checksum" "checksum" ./run "$bad/crc.bin" -i hi
 cp "$good" "$bad/weights.bin"
