@@ -152,7 +152,12 @@ def main():
 
     mutants = parse_mutants(args.mutants)
     if args.check:
-        stale = [m for m in mutants if open(os.path.join(ROOT, m["file"]), encoding="utf-8").read().count(m["from"]) != 1]
+        def text(path):  # what a run would mutate: the last commit's file, or the working tree's
+            if args.working_tree:
+                return open(os.path.join(ROOT, path), encoding="utf-8").read()
+            return subprocess.run(["git", "show", f"HEAD:{path}"], cwd=ROOT, capture_output=True,
+                                  check=True).stdout.decode("utf-8")
+        stale = [m for m in mutants if text(m["file"]).count(m["from"]) != 1]
         for m in stale:
             print(f"stale {m['name']} ({m['file']}): its text does not occur exactly once")
         print(f"{len(mutants)} mutants, {len(stale)} stale")
