@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Tests of GGUF import (`./export MODEL.gguf OUT.bin`) and of `models/fetch ollama:NAME`.
 
-    python3 tests/test_gguf.py
+    python3 tests/test_gguf.py [BUILD_DIR]
+
+BUILD_DIR, if given, holds tests/test_model.c and tests/test_tokenizer.c built (as
+tests/run_tests.sh builds them); without it they are built here.
 
 Every expected value comes from somewhere ./export has no say in:
 - tests/fixtures/gguf: GGUF files that llama.cpp made from the checkpoints in
@@ -513,8 +516,11 @@ def forward(cmd, what):
                  "; ".join(fails[:3]) or (p.stdout + p.stderr)[-400:])
 
 
-def build_harnesses(tmp):
-    """tests/test_model.c and tests/test_tokenizer.c, built as tests/run_tests.sh builds them."""
+def build_harnesses(tmp, build_dir):
+    """tests/test_model.c and tests/test_tokenizer.c: from build_dir, else built here as
+    tests/run_tests.sh builds them."""
+    if build_dir and all(os.access(os.path.join(build_dir, t), os.X_OK) for t in ("test_model", "test_tokenizer")):
+        return {t: os.path.join(build_dir, t) for t in ("test_model", "test_tokenizer")}
     cc = os.environ.get("CC", "cc")
     flags = ["-O2", "-std=c11", "-D_POSIX_C_SOURCE=200809L", "-fopenmp", "-Wno-unused-function"]
     out = {}
@@ -899,7 +905,7 @@ def check_ollama(tmp):
 def main():
     tmp = tempfile.mkdtemp(prefix="test_gguf.")
     try:
-        tools = build_harnesses(tmp)
+        tools = build_harnesses(tmp, sys.argv[1] if len(sys.argv) > 1 else None)
         print("== float GGUF files: the same model as the Hugging Face folder")
         for gguf, hf in (("tiny-smollm2-bf16", "tiny-smollm2"), ("tiny-untied-mha-f32-f32", "tiny-untied-mha-f32"),
                          ("tiny-mqa-f16-f16", "tiny-mqa-f16")):
