@@ -720,7 +720,12 @@ static int sampler_distribution(Sampler *sm, const float *logits, float temperat
     int keep = n;
     if ((top_k > 0 && top_k < n) || top_p < 1.0f) {
         qsort(cand, (size_t)n, sizeof(ProbIndex), compare_prob_desc);
-        if (top_k > 0 && top_k < n) keep = top_k;
+        if (top_k > 0 && top_k < n) {
+            // transformers removes the scores below the k-th: the tokens tied with it stay
+            float kth = logits[cand[top_k - 1].id] / temperature;
+            keep = top_k;
+            while (keep < n && logits[cand[keep].id] / temperature == kth) keep++;
+        }
         if (top_p < 1.0f) {
             // Keep tokens until the ones kept so far hold at least top_p of the
             // probability mass (renormalised over the top-k survivors), at least one.

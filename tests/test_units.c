@@ -295,6 +295,11 @@ static void test_top_p_exact(void) {
     keep = sampler_distribution(&sm, logits, 1.0f, 0, 0.5f);
     check(keep == 1 && kept_set(&sm, keep) == 0x1,
           "top-p 0.5 on 1/2, 1/4, 1/8, 1/8 keeps {0}, as transformers (removes cumsum <= 0.5)");
+    // TopKLogitsWarper removes the scores below the k-th largest (scores < topk(...)[-1]):
+    // top-k 3 keeps 1/2, 1/4 and both 1/8, which tie with the third.
+    keep = sampler_distribution(&sm, logits, 1.0f, 3, 1.0f);
+    check(keep == 4 && kept_set(&sm, keep) == 0xF,
+          "top-k 3 on 1/2, 1/4, 1/8, 1/8 keeps all four, as transformers (the fourth ties with the third)");
     keep = sampler_distribution(&sm, logits, 1.0f, 2, 0.6f);
     check(keep == 1 && kept_set(&sm, keep) == 0x1,
           "top-k 2 then top-p 0.6 keeps {0}, as transformers chains them (top-p first would keep {0, 1})");
