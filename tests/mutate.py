@@ -139,7 +139,7 @@ def first_fail(path, known=frozenset()):
     return ""
 
 
-def main():
+def parse_args():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--only", help="comma-separated mutant names to run")
     ap.add_argument("--timeout", type=int, default=900, help="seconds per suite run (default 900)")
@@ -148,20 +148,81 @@ def main():
                     help="mutate the working tree's files (uncommitted edits too), not the last commit")
     ap.add_argument("--mutants", default=os.path.join(ROOT, "tests", "mutants.txt"))
     ap.add_argument("--check", action="store_true", help="only report stale mutants")
-    args = ap.parse_args()
+    return ap.parse_args()
 
+
+def check_stale(mutants, working_tree):
+    """--check: is every mutant's text in what a run would mutate?"""
+    def text(path):  # the last commit's file, or the working tree's
+        if working_tree:
+            return open(os.path.join(ROOT, path), encoding="utf-8").read()
+        return subprocess.run(["git", "show", f"HEAD:{path}"], cwd=ROOT, capture_output=True,
+                              check=True).stdout.decode("utf-8")
+    stale = [m for m in mutants if text(m["file"]).count(m["from"]) != 1]
+    for m in stale:
+        print(f"stale {m['name']} ({m['file']}): its text does not occur exactly once")
+    print(f"{len(mutants)} mutants, {len(stale)} stale")
+    return 1 if stale else 0
+
+
+def run_baseline(tree, logs, timeout):
+    """Runs the unmutated suite; returns the FAIL lines it already has, or None if the tree
+    does not build or the suite hangs (then nothing can be measured)."""
+    t0 = time.time()
+    status = run_suite(tree, os.path.join(logs, "baseline.log"), timeout)
+    print(f"baseline ({time.time() - t0:.0f} s): {last_line(os.path.join(logs, 'baseline.log'))}", flush=True)
+    if status in ("build", "timeout"):
+        print(f"the unmutated tree does not build or the suite hangs ({status}): see {logs}/baseline.log")
+        return None
+    known = fail_lines(os.path.join(logs, "baseline.log")) if status == "fail" else set()
+    if known:
+        print(f"WARNING: the unmutated suite fails {len(known)} check(s); a mutant is killed only "
+              f"by a FAIL line not among these:", flush=True)
+        for x in sorted(known):
+            print(f"    {x[:150]}", flush=True)
+    return known
+
+
+def run_mutant(tree, logs, m, timeout, known):
+    """Applies mutant m, runs the suite and restores the file, whatever happens.
+    Returns (result, detail): result is 'killed', 'survived' or 'stale'."""
+    path = os.path.join(tree, m["file"])
+    original = open(path, encoding="utf-8").read()
+    if original.count(m["from"]) != 1:
+        return "stale", f"its text occurs {original.count(m['from'])} times in {m['file']}"
+    log = os.path.join(logs, m["name"] + ".log")
+    try:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(original.replace(m["from"], m["to"]))
+        status = run_suite(tree, log, timeout, known)
+    finally:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(original)
+    if status == "pass" or (status == "fail" and known and not fail_lines(log) - known):
+        return "survived", m["why"]
+    return "killed", {"build": "the build fails", "timeout": "the suite timed out"}.get(status) or first_fail(log, known)
+
+
+def report(results):
+    """The score and the survivors; results: (mutant, result) pairs."""
+    count = {r: [m for m, x in results if x == r] for r in ("killed", "survived", "stale", "equivalent")}
+    ran = len(count["killed"]) + len(count["survived"])
+    print()
+    if ran:
+        print(f"mutation score: {len(count['killed'])} of {ran} killed ({100 * len(count['killed']) / ran:.1f}%)"
+              f"; {len(count['equivalent'])} equivalent (not run), {len(count['stale'])} stale")
+    for m in count["survived"]:
+        print(f"survivor {m['name']} ({m['file']}): {m['why']}")
+    for m in count["stale"]:
+        print(f"stale {m['name']} ({m['file']}): update tests/mutants.txt")
+    return 0 if not count["survived"] and not count["stale"] else 1
+
+
+def main():
+    args = parse_args()
     mutants = parse_mutants(args.mutants)
     if args.check:
-        def text(path):  # what a run would mutate: the last commit's file, or the working tree's
-            if args.working_tree:
-                return open(os.path.join(ROOT, path), encoding="utf-8").read()
-            return subprocess.run(["git", "show", f"HEAD:{path}"], cwd=ROOT, capture_output=True,
-                                  check=True).stdout.decode("utf-8")
-        stale = [m for m in mutants if text(m["file"]).count(m["from"]) != 1]
-        for m in stale:
-            print(f"stale {m['name']} ({m['file']}): its text does not occur exactly once")
-        print(f"{len(mutants)} mutants, {len(stale)} stale")
-        return 1 if stale else 0
+        return check_stale(mutants, args.working_tree)
     if args.only:
         wanted = set(args.only.split(","))
         unknown = wanted - {m["name"] for m in mutants}
@@ -176,64 +237,21 @@ def main():
         logs = os.path.join(tree, "tests", "build", "mutate")
         os.makedirs(logs)
         print(f"copy of the checkout: {tree}", flush=True)
-        t0 = time.time()
-        status = run_suite(tree, os.path.join(logs, "baseline.log"), args.timeout)
-        print(f"baseline ({time.time() - t0:.0f} s): {last_line(os.path.join(logs, 'baseline.log'))}", flush=True)
-        baseline_fails = set()
-        if status in ("build", "timeout"):
-            print(f"the unmutated tree does not build or the suite hangs ({status}): see {logs}/baseline.log")
+        known = run_baseline(tree, logs, args.timeout)
+        if known is None:
             args.keep = True
             return 1
-        if status == "fail":
-            baseline_fails = fail_lines(os.path.join(logs, "baseline.log"))
-            print(f"WARNING: the unmutated suite fails {len(baseline_fails)} check(s); a mutant is killed only "
-                  f"by a FAIL line not among these:", flush=True)
-            for x in sorted(baseline_fails):
-                print(f"    {x[:150]}", flush=True)
-
-        killed, survived, stale, equivalent = [], [], [], []
+        results = []
         for i, m in enumerate(mutants, 1):
-            tag = f"[{i}/{len(mutants)}] {m['name']}"
-            if "equivalent" in m:
-                equivalent.append(m)
-                print(f"{tag}: equivalent, not run ({m['equivalent']})", flush=True)
-                continue
-            path = os.path.join(tree, m["file"])
-            original = open(path, encoding="utf-8").read()
-            if original.count(m["from"]) != 1:
-                stale.append(m)
-                print(f"{tag}: STALE: its text occurs {original.count(m['from'])} times in {m['file']}", flush=True)
-                continue
-            log = os.path.join(logs, m["name"] + ".log")
             t0 = time.time()
-            try:
-                with open(path, "w", encoding="utf-8") as f:
-                    f.write(original.replace(m["from"], m["to"]))
-                status = run_suite(tree, log, args.timeout, baseline_fails)
-            finally:
-                with open(path, "w", encoding="utf-8") as f:  # restored, whatever happened
-                    f.write(original)
-            took = f"{time.time() - t0:.0f} s"
-            if status == "fail" and baseline_fails and not fail_lines(log) - baseline_fails:
-                status = "pass"  # no failure beyond those of the unmutated suite
-            if status == "pass":
-                survived.append(m)
-                print(f"{tag}: SURVIVED ({took}): {m['why']}", flush=True)
+            if "equivalent" in m:
+                result, detail = "equivalent", f"not run: {m['equivalent']}"
             else:
-                killed.append(m)
-                detail = {"build": "the build fails", "timeout": "the suite timed out"}.get(status) or first_fail(log, baseline_fails)
-                print(f"{tag}: killed ({took}): {detail}", flush=True)
-
-        ran = len(killed) + len(survived)
-        print()
-        if ran:
-            print(f"mutation score: {len(killed)} of {ran} killed ({100 * len(killed) / ran:.1f}%)"
-                  f"; {len(equivalent)} equivalent (not run), {len(stale)} stale")
-        for m in survived:
-            print(f"survivor {m['name']} ({m['file']}): {m['why']}")
-        for m in stale:
-            print(f"stale {m['name']} ({m['file']}): update tests/mutants.txt")
-        return 0 if not survived and not stale else 1
+                result, detail = run_mutant(tree, logs, m, args.timeout, known)
+            results.append((m, result))
+            print(f"[{i}/{len(mutants)}] {m['name']}: {result.upper() if result != 'killed' else result} "
+                  f"({time.time() - t0:.0f} s): {detail}", flush=True)
+        return report(results)
     except KeyboardInterrupt:
         print("\ninterrupted (the checkout was never changed)")
         return 130
