@@ -134,7 +134,7 @@ help:
 	@echo "make CC=clang   build with clang (any target)"
 
 # The main job on a fresh machine: build, download and export SmolLM2-135M-Instruct
-# into models/ (once), then ask it the teaching material's first question.
+# into models/ (once), then ask it a first question.
 DEMO_MODEL = SmolLM2-135M-Instruct
 demo: run
 	models/fetch $(DEMO_MODEL)

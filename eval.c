@@ -899,7 +899,7 @@ static uint64_t info_tensor(const char *name, int count, int rows, int cols, con
     char shape[64];
     if (rows > 1) snprintf(shape, sizeof(shape), "(%d, %d)", rows, cols);
     else snprintf(shape, sizeof(shape), "(%d)", cols);
-    printf("  %-22s %-14s %-5s %12llu bytes%s\n", name, shape, W && W->q ? "q8_0" : "f32",
+    printf("  %-28s %-14s %-5s %12llu bytes%s\n", name, shape, W && W->q ? "q8_0" : "f32",
            (unsigned long long)bytes, count > 1 ? " each" : "");
     return n * (uint64_t)count;
 }
@@ -924,7 +924,7 @@ static void print_tensors(const Model *m) {
     }
     params += info_tensor("final_norm", 1, 1, c->dim, NULL);
     if (!c->tied_embeddings) params += info_tensor("classifier", 1, c->vocab_size, c->dim, &m->weights.classifier);
-    else printf("  %-22s the token embedding (tied)\n", "classifier");
+    else printf("  %-28s the token embedding (tied)\n", "classifier");
     printf("parameters: %llu (%.1f M); file: %zu bytes\n", (unsigned long long)params, (double)params / 1e6, m->size);
 }
 
@@ -956,9 +956,10 @@ static void print_info(const Model *m) {
     printf("\ndefault system prompt: ");
     write_json_string(stdout, g->default_system, (size_t)g->default_system_len);
     if (g->default_temperature > 0)
-        printf("\nsampling defaults: temperature %g, top_k %d, top_p %g\n", g->default_temperature, g->default_top_k,
+        printf("\nsampling defaults: temperature %g, top_k %d, top_p %g", g->default_temperature, g->default_top_k,
                g->default_top_p);
-    else printf("\nsampling defaults: greedy\n");
+    else printf("\nsampling defaults: greedy");
+    printf(", repetition_penalty %g\n", g->default_repetition_penalty);
 }
 
 // -m tokenize: the ids of the prompt, on one line, or with --pieces one token a line:
