@@ -18,7 +18,14 @@ must hold whatever the weights are:
 - --batch: one JSON object per non-empty line, errors for broken lines, temperature 0
   equals chat mode with -t 0, a seed repeats its answer, max_new_tokens is respected,
   \\u escapes (surrogate pairs too) arrive as the right UTF-8;
-- perplexity: its summary is exp(mean NLL) and the mean of the printed log-probabilities.
+- perplexity: its summary is exp(mean NLL) and the mean of the printed log-probabilities;
+- hostile input: more than 1000 classes (a file with swapped columns), repeated or empty
+  --labels, a gold label outside --labels, a row too long for the context (refused before
+  an --output file exists), 1000 classes (the report without its confusion matrix); batch
+  lines that RFC 8259 or the keys' types and ranges refuse (Python's json decides which),
+  with the key and value named, a byte-order mark, NUL bytes, a folder, the seed of every
+  answer; -t 1e-40 is greedy; a 50 MB or 300 MB perplexity file is refused as too long in
+  bounded memory; every output path on a full disk (/dev/full) fails with exit 1.
 One ok/FAIL line per check; the exit status is 1 if any failed.
 """
 import concurrent.futures
@@ -433,12 +440,280 @@ def test_perplexity(run, tmp):
           f"perplexity {ppl:.4f} = exp(mean NLL) ({math.exp(nll):.4f})")
 
 
+# ---------------------------------------------------------------------------- hostile input
+
+def run_to(run, args, stdout_path):
+    """Runs `run MODEL args...` with stdout going to stdout_path (e.g. /dev/full)."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", OMP_WAIT_POLICY="passive")
+    with open(stdout_path, "wb") as out:
+        proc = subprocess.run([run.run, run.model, *args], stdout=out, stderr=subprocess.PIPE,
+                              stdin=subprocess.DEVNULL, env=env, check=False)
+    return proc.returncode, proc.stderr.decode("utf-8", "replace")
+
+
+def refused(run, what, args, *fragments):
+    """run exits with status 1 (not a crash), prints nothing on stdout and one line on
+    stderr that holds every fragment."""
+    status, out, err = run(*args)
+    ok = status == 1 and out == b"" and len(err.strip().splitlines()) == 1 and all(f in err for f in fragments)
+    return check(ok, f"{what}: exit 1, {' '.join(fragments)!r} in {err.strip()[:150]!r}",
+                 f"status {status}, stdout {out[:200]!r}, stderr {err[:500]!r}")
+
+
+def write_tsv(tmp, name, rows, header="text\tlabel"):
+    path = os.path.join(tmp, name)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join([header] + [f"{t}\t{g}" for t, g in rows]) + "\n")
+    return path
+
+
+def test_classify_limits(run, tmp):
+    # A file whose columns are swapped: every text becomes a label, 1,001 of them.
+    swapped = write_tsv(tmp, "swapped.tsv", [("POSITIVE", f"review number {i}") for i in range(1001)],
+                        header="label\ttext")
+    refused(run, "classify: 1,001 distinct labels (the columns swapped)", ["-m", "classify", "-i", swapped],
+            "more than 1000 distinct labels", "text<TAB>label")
+    many = ",".join(["POSITIVE", "NEGATIVE"] + [f"L{i}" for i in range(999)])
+    small = subset(tmp, 2)
+    refused(run, "classify: --labels with 1,001 labels", ["-m", "classify", "-i", small, "--labels", many],
+            "more than 1000")
+    refused(run, "classify: --labels POS,POS (a label twice)", ["-m", "classify", "-i", small, "--labels", "POS,POS"],
+            "'POS' twice")
+    for labels in ("POSITIVE,,NEGATIVE", "POSITIVE,NEGATIVE,", ",POSITIVE,NEGATIVE"):
+        refused(run, f"classify: --labels {labels} (an empty label)", ["-m", "classify", "-i", small, "--labels", labels],
+                "empty label")
+    data = read_rows(SENTIMENT)
+    first = next(i for i, (_, g) in enumerate(data) if g == "NEUTRAL") + 1
+    refused(run, "classify: a gold label that is not one of --labels", ["-m", "classify", "-i", SENTIMENT, "--labels",
+            "POSITIVE,NEGATIVE"], f"row {first} has the label 'NEUTRAL'", "POSITIVE,NEGATIVE")
+    empty = write_tsv(tmp, "empty-label.tsv", [("fine", "POSITIVE"), ("no label", ""), ("bad", "NEGATIVE")])
+    refused(run, "classify: a row with an empty label", ["-m", "classify", "-i", empty], "empty-label.tsv:3", "empty")
+
+    # A row too long for the context is found before any row runs: no --output file.
+    long_row = write_tsv(tmp, "long-row.tsv", [("fine", "POSITIVE"), ("bad", "NEGATIVE"), ("word " * 600, "POSITIVE")])
+    rows_path = os.path.join(tmp, "never-written.tsv")
+    refused(run, "classify: row 3 longer than the context", ["-m", "classify", "-i", long_row, "--output", rows_path],
+            "row 3 needs")
+    check(not os.path.exists(rows_path), "classify: a refused run leaves no --output file")
+
+    # Full disks: the rows (--output), the rows and the report (stdout).
+    refused(run, "classify --output /dev/full", ["-m", "classify", "-i", small, "--output", "/dev/full"],
+            "cannot write /dev/full")
+    status, err = run_to(run, ["-m", "classify", "-i", small], "/dev/full")
+    check(status == 1 and "cannot write" in err, "classify > /dev/full: exit 1, 'cannot write'", f"{status} {err}")
+    status, err = run_to(run, ["-m", "classify", "-i", small, "--output", os.path.join(tmp, "r.tsv")], "/dev/full")
+    check(status == 1 and "cannot write" in err, "classify --output FILE, the report > /dev/full: exit 1",
+          f"{status} {err}")
+
+
+def test_classify_many_classes(run, tmp):
+    # 1,000 classes (the most): accepted; with the predicted "invalid" the report has
+    # 1,001 classes, one line each, and leaves the confusion matrix out (over 100).
+    gold = [f"c{i:04d}" for i in range(1000)]
+    path = write_tsv(tmp, "classes-1000.tsv", [(f"item {i}", g) for i, g in enumerate(gold)])
+    status, out, err = run("-m", "classify", "-i", path, "--free", "-n", "1")
+    rows, report = split_classify_output(out)
+    pred = [r[0].decode() for r in rows]
+    classes = sorted(set(gold) | set(pred))
+    lines = report.split("\n")
+    class_lines = [line.split() for line in lines[2:2 + len(classes)]]
+    ok = (status == 0 and [r[1].decode() for r in rows] == gold and [c[0] for c in class_lines] == classes
+          and all(float(c[4]) == gold.count(c[0]) for c in class_lines)
+          and f"confusion matrix left out: {len(classes)} classes (it is printed up to 100)" in lines)
+    check(ok, f"classify: 1,000 classes run; the report has {len(classes)} class lines with their supports and "
+          "no confusion matrix", f"status {status} {err[-300:]}\n{report[:300]}...{report[-300:]}")
+
+
+def batch_rule_error(line):
+    """Whether the rules make a JSON batch line an error: RFC 8259 (Python's json, without
+    its NaN/Infinity extension), each key once, the documented keys, a string prompt,
+    numbers of the documented types and ranges, text that is UTF-8 without NUL."""
+    keys = {"prompt": None, "system": None, "temperature": (0, 100, False), "top_k": (0, 1 << 22, True),
+            "top_p": (0, 1, False), "seed": (0, 2 ** 53 - 1, True), "max_new_tokens": (-1, 1 << 22, True)}
+
+    def no_constant(name):
+        raise ValueError(name)
+
+    def pairs(items):
+        if len({k for k, _ in items}) != len(items):
+            raise ValueError("a key twice")
+        return dict(items)
+
+    try:
+        obj = json.loads(line, parse_constant=no_constant, object_pairs_hook=pairs)
+    except ValueError:
+        return True
+    if not isinstance(obj, dict) or "prompt" not in obj or set(obj) - set(keys):
+        return True
+    for k, v in obj.items():
+        if keys[k] is None:
+            if not isinstance(v, str) or "\0" in v:
+                return True
+            try:
+                v.encode("utf-8")
+            except UnicodeEncodeError:  # a lone surrogate
+                return True
+        elif isinstance(v, bool) or not isinstance(v, (int, float)):
+            return True
+        elif not keys[k][0] <= v <= keys[k][1] or (keys[k][2] and v != int(v)):
+            return True
+    return False
+
+
+# Lines with what their error must say (the key and the value), or None: answered.
+BATCH_LINES = [
+    ('{"prompt": "a"}', None),
+    (' \t{"prompt": "b"} \t', None),
+    ('{"prompt":"c","top_p":1}', None),
+    ('{"prompt": "d", "top_k": 2.0, "seed": 1E1}', None),
+    ('{"prompt": "e", "temperature": -0, "max_new_tokens": 0}', None),
+    ('{"prompt": "f", "temperature": 0.5e-1, "seed": 9007199254740991}', None),
+    ('{"prompt": "g\\/h \\b\\f\\r", "system": ""}', None),
+    ('{"prompt": "x", "temperature": -1}', ['"temperature": -1', "range"]),
+    ('{"prompt": "x", "foo": 1}', ['"foo": 1', "unknown key"]),
+    ('{"prompt": "x", "top_k": 2.7}', ['"top_k": 2.7', "whole number"]),
+    ('{"prompt": "x", "seed": 1.5}', ['"seed": 1.5', "whole number"]),
+    ('{"prompt": "x", "max_new_tokens": 0.5}', ['"max_new_tokens": 0.5', "whole number"]),
+    ('{"prompt": "a\\u0000b"}', ['"prompt"', "\\u0000"]),
+    ('{"prompt": "x", "top_k": 0x10}', ['"top_k": 0x10', "not a JSON number"]),
+    ('{"prompt": "x", "top_k": +3}', ['"top_k": +3', "not a JSON number"]),
+    ('{"prompt": "x", "top_k": 0003}', ['"top_k": 0003', "not a JSON number"]),
+    ('{"prompt": "x", "temperature": .5}', ['"temperature": .5']),
+    ('{"prompt": "x", "temperature": 1.}', ['"temperature": 1.']),
+    ('{"prompt": "x", "temperature": 1e}', ['"temperature": 1e']),
+    ('{"prompt": "x", "temperature": NaN}', ['"temperature": NaN']),
+    ('{"prompt": "x", "temperature": Infinity}', ['"temperature": Infinity']),
+    ('{"prompt": "x", "temperature": - 1}', ['"temperature"']),
+    ('{"prompt": "x", "temperature": 1e999}', ['"temperature": 1e999', "range"]),
+    ('{"prompt": "x", "temperature": null}', ['"temperature"', "null"]),
+    ('{"prompt": "x", "temperature": true}', ['"temperature"', "true"]),
+    ('{"prompt": "x", "temperature": "0.5"}', ['"temperature"', '"0.5"']),
+    ('{"prompt": 3}', ['"prompt"', "3"]),
+    ('{"prompt": ["x"]}', ['"prompt"', "["]),
+    ('{"prompt": "x", "seed": -1}', ['"seed": -1', "range"]),
+    ('{"prompt": "x", "seed": 9007199254740992}', ['"seed": 9007199254740992', "range"]),
+    ('{"prompt": "x", "top_p": 1.01}', ['"top_p": 1.01', "range"]),
+    ('{"prompt": "x", "prompt": "y"}', ['"prompt"', "twice"]),
+    ('{"prompt": "x", "top_k": 3,}', ["column 28"]),
+    ('{"prompt": "x",, "top_k": 3}', ["column 16"]),
+    ('{"prompt": "x" "top_k": 3}', ["column 16"]),
+    ('{"prompt": "x"} junk', ["column 17", "after the object"]),
+    ('{"prompt": "x"}}', ["column 16"]),
+    ('{"prompt": "x"', ["column 15"]),
+    ("{'prompt': 'x'}", ["column 2"]),
+    ('{prompt: "x"}', ["column 2"]),
+    ('{"prompt": "tab\there"}', ['"prompt"', "control character"]),
+    ('{"prompt": "a \\x escape"}', ['"prompt"', "escape"]),
+    ('{"prompt": "a lone \\udc00"}', ['"prompt"', "surrogate"]),
+    ('{"system": "s"}', ['"prompt"']),
+    ('{}', ['"prompt"']),
+]
+
+
+def test_batch_strict(run, tmp):
+    path = os.path.join(tmp, "strict.jsonl")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(line for line, _ in BATCH_LINES) + "\n")
+    status, out, err = run("--batch", path, "-n", "1", "-s", "7")
+    objects = [json.loads(line) for line in out.decode("utf-8").splitlines()]
+    by_line = {o["line"]: o for o in objects}
+    disagree = [f"line {i}: {line!r}: rules say {'error' if batch_rule_error(line) else 'answer'}, "
+                f"run gives {by_line.get(i)}" for i, (line, _) in enumerate(BATCH_LINES, 1)
+                if ("error" in by_line.get(i, {})) != batch_rule_error(line) or i not in by_line]
+    check(status == 0 and not disagree, f"batch: each of {len(BATCH_LINES)} lines is an error exactly when "
+          "RFC 8259 (Python's json, no NaN) and the keys' types and ranges make it one", "\n".join(disagree[:5]))
+    unnamed = [f"line {i}: {by_line.get(i, {}).get('error')!r} lacks {want}" for i, (_, want) in enumerate(BATCH_LINES, 1)
+               if want and not all(w in by_line.get(i, {}).get("error", "") for w in want)]
+    check(not unnamed, "batch: each error names the key and the value (or the column) and the reason",
+          "\n".join(unnamed[:6]))
+    seeds = {i: o.get("seed") for i, o in by_line.items() if "answer" in o}
+    check(seeds and all(s == (10 if i == 4 else 9007199254740991 if i == 6 else 7) for i, s in seeds.items()),
+          "batch: every answer has its seed (the line's, else -s 7)", seeds)
+
+    # Bytes that are no JSON text: a NUL byte, invalid UTF-8; a byte-order mark begins the
+    # file (skipped) but not a later line (a plain prompt that starts with U+FEFF).
+    raw = os.path.join(tmp, "raw.jsonl")
+    with open(raw, "wb") as f:
+        f.write(b'\xef\xbb\xbf{"prompt": "with a BOM"}\n\xef\xbb\xbfplain\n{"prompt": "a\x00b"}\nbad \xff byte\n')
+    status, out, err = run("--batch", raw, "-n", "1")
+    got = [json.loads(line) for line in out.decode("utf-8").splitlines()]
+    ok = (status == 0 and len(got) == 4 and got[0].get("prompt") == "with a BOM" and got[1].get("prompt") == "\ufeffplain"
+          and "NUL" in got[2].get("error", "") and "UTF-8" in got[3].get("error", ""))
+    check(ok, "batch: a byte-order mark at the start of the file is skipped, on line 2 it is text; a NUL byte "
+          "and invalid UTF-8 are errors", got)
+
+    refused(run, "batch: --batch on a folder", ["--batch", tmp], "is a folder")
+    status, err = run_to(run, ["--batch", path, "-n", "1"], "/dev/full")
+    check(status == 1 and "cannot write" in err, "batch > /dev/full: exit 1, 'cannot write'", f"{status} {err}")
+
+    # The seed printed reproduces a sampled answer (the default seed is the time).
+    line = {"prompt": "Tell me a story.", "temperature": 1.0, "max_new_tokens": 12}
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(json.dumps(line) + "\n")
+    first = json.loads(run.ok("--batch", path).decode("utf-8"))
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(json.dumps(dict(line, seed=first.get("seed"))) + "\n")
+    again = json.loads(run.ok("--batch", path).decode("utf-8"))
+    check(isinstance(first.get("seed"), int) and again.get("answer") == first.get("answer"),
+          f"batch: the printed seed ({first.get('seed')}) gives the same sampled answer again", (first, again))
+
+
+def test_tiny_temperature(run, tmp):
+    # logits / 1e-40 overflows a float: such a temperature is greedy decoding.
+    greedy = run.ok("-m", "generate", "-i", "Once upon a time", "-t", "0", "-n", "12", "--stats", "off")
+    tiny = run.ok("-m", "generate", "-i", "Once upon a time", "-t", "1e-40", "-n", "12", "--stats", "off")
+    check(tiny == greedy and len(greedy) > 1, "-t 1e-40 generates the greedy text (-t 0)", f"{tiny!r}\n{greedy!r}")
+    path = os.path.join(tmp, "tiny-t.jsonl")
+    with open(path, "w", encoding="utf-8") as f:
+        for t in ("0", "1e-40", "1e-30"):
+            f.write(f'{{"prompt": "Once upon a time", "temperature": {t}, "max_new_tokens": 12}}\n')
+    answers = [json.loads(line).get("answer") for line in run.ok("--batch", path).decode("utf-8").splitlines()]
+    check(len(answers) == 3 and answers[0] and answers[1] == answers[0] == answers[2],
+          "batch: temperature 1e-40 and 1e-30 answer what temperature 0 does", answers)
+
+
+def peak_rss_kb(run, args):
+    """The peak memory of one `run` (the child of a fresh Python, which measures only it)."""
+    code = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, "
+            "stderr=subprocess.DEVNULL); print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    out = subprocess.run([sys.executable, "-c", code, run.run, run.model, *args], capture_output=True, check=True)
+    return int(out.stdout)
+
+
+def test_perplexity_limits(run, tmp):
+    small = os.path.join(tmp, "small.txt")
+    with open(small, "w", encoding="utf-8") as f:
+        f.write("Groningen is a city in the north of the Netherlands.")
+    big = os.path.join(tmp, "one-word.txt")
+    with open(big, "w", encoding="ascii") as f:
+        f.write("word" * 12_500_000)  # 50 MB, one word
+    refused(run, "perplexity: a 50 MB one-word file", ["-m", "perplexity", "-i", big], "too long", "context")
+    base, peak = peak_rss_kb(run, ["-m", "perplexity", "-i", small]), peak_rss_kb(run, ["-m", "perplexity", "-i", big])
+    check(peak < base + 16 * 1024, f"perplexity: refusing the 50 MB file takes {peak // 1024} MB at most, "
+          f"a 52-byte file {base // 1024} MB (the file is not read whole)")
+    os.remove(big)
+    sparse = os.path.join(tmp, "sparse.txt")
+    with open(sparse, "wb") as f:
+        f.truncate(300 << 20)
+    refused(run, "perplexity: a 300 MB file is too long (not 'not valid UTF-8')", ["-m", "perplexity", "-i", sparse],
+            "too long")
+    os.remove(sparse)
+    nul = os.path.join(tmp, "nul.txt")
+    with open(nul, "wb") as f:
+        f.write(b"some text\x00more text")
+    refused(run, "perplexity: a NUL byte", ["-m", "perplexity", "-i", nul], "NUL byte")
+    refused(run, "perplexity: a folder", ["-m", "perplexity", "-i", tmp], "cannot read")
+    status, err = run_to(run, ["-m", "perplexity", "-i", small], "/dev/full")
+    check(status == 1 and "cannot write" in err, "perplexity > /dev/full: exit 1, 'cannot write'", f"{status} {err}")
+
+
 def main():
     if len(sys.argv) != 3:
         sys.exit(__doc__)
     run = Runner(sys.argv[1], sys.argv[2])
     with tempfile.TemporaryDirectory() as tmp:
-        for test in (test_classify_constrained, test_classify_free, test_batch, test_perplexity):
+        for test in (test_classify_constrained, test_classify_free, test_batch, test_perplexity, test_classify_limits,
+                     test_classify_many_classes, test_batch_strict, test_tiny_temperature, test_perplexity_limits):
             try:
                 test(run, tmp)
             except Exception as e:  # a crash of one group is one failure, the others still run
