@@ -218,6 +218,7 @@ python3 -c "import json, sys; c = json.load(open(sys.argv[1])); c['max_position_
 json.dump(c, open(sys.argv[1], 'w'))" "$BUILD/longctx/config.json"
 export_model longctx "$BUILD/longctx"
 count python3 tests/interrupt.py ./run "$BUILD/longctx.bin" "$BUILD/tiny-smollm2.bin"
+count python3 tests/eval_interrupt.py ./run "$BUILD/longctx.bin"
 
 echo "== export: refuses what it does not support"
 count bash tests/test_export.sh
