@@ -69,40 +69,21 @@ static size_t max_text_bytes(const Tokenizer *t, int seq_len) {
     return bytes < SIZE_MAX ? (size_t)bytes : SIZE_MAX - 1;
 }
 
-// The file at path (malloc'ed, NUL-terminated, *len bytes), or NULL if it holds more
-// than max bytes: only max + 1 bytes are ever read, so a huge file costs no memory.
-static char *read_file_upto(const char *path, size_t max, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) fatal("cannot open %s: %s", path, strerror(errno));
-    Text t = {0};
-    char buf[65536];
-    size_t got;
-    text_append(&t, "", 0);
-    while (t.len <= max) {
-        size_t want = max + 1 - t.len < sizeof(buf) ? max + 1 - t.len : sizeof(buf);
-        if ((got = fread(buf, 1, want, f)) == 0) break;
-        text_append(&t, buf, got);
-    }
-    if (ferror(f)) fatal("cannot read %s: %s", path, strerror(errno));
-    fclose(f);
-    *len = t.len;
-    if (t.len <= max) return t.data;
-    text_free(&t);
-    return NULL;
-}
-
 // -m perplexity -i FILE: the text of FILE scored by the model. A file too long for the
-// context is refused before it is read (see max_text_bytes).
+// context is refused by its size, before it is read (see max_text_bytes).
 static void run_perplexity(Session *ss, const char *path) {
-    const Tokenizer *tok = &ss->model->tokenizer;
-    size_t fits = max_text_bytes(tok, ss->state.seq_len), len;
+    size_t fits = max_text_bytes(&ss->model->tokenizer, ss->state.seq_len);
     size_t max = fits < TOKENIZER_MAX_TEXT ? fits : TOKENIZER_MAX_TEXT;
-    char *text = read_file_upto(path, max, &len);
-    if (!text && max == fits)
+    struct stat st;
+    int regular = stat(path, &st) == 0 && S_ISREG(st.st_mode);
+    uint64_t size = regular ? (uint64_t)st.st_size : 0;
+    char *text = size <= max ? read_file(path) : NULL;
+    if (!regular) size = strlen(text);  // a pipe's size is known once it is read
+    if (size > max && max == fits)
         fatal("%s is too long: the %d-token context (see -c) holds at most %zu bytes of text with this "
-              "tokenizer, and the file has more", path, ss->state.seq_len, fits);
-    if (!text) fatal("%s is too long: the tokenizer takes at most %zu bytes of text", path, max);
-    if (memchr(text, '\0', len)) fatal("%s contains a NUL byte: it is not a text file", path);
+              "tokenizer, and the file has %llu", path, ss->state.seq_len, fits, (unsigned long long)size);
+    if (size > max) fatal("%s is too long: the tokenizer takes at most %zu bytes of text", path, max);
+    if (strlen(text) != size) fatal("%s contains a NUL byte: it is not a text file", path);
     int n;
     int *ids = encode(ss->model, text, ss->model->gen.add_bos, &n);
     if (!ids) fatal("%s is not valid UTF-8", path);
