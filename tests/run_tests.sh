@@ -222,6 +222,9 @@ count python3 tests/eval_interrupt.py ./run "$BUILD/longctx.bin"
 
 echo "== export: refuses what it does not support"
 count bash tests/test_export.sh
+
+echo "== GGUF import (export MODEL.gguf) and models/fetch ollama:NAME"
+count python3 tests/test_gguf.py "$BUILD"
 count python3 tests/test_export_defaults.py ./export "$BUILD/test_model" "$FIX/hf" "$BUILD"  # keys left out of config.json
 
 # models/fetch against a fake hub: file:// URLs and an HTTP server on 127.0.0.1.
