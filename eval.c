@@ -77,8 +77,9 @@ static void run_perplexity(Session *ss, const char *path) {
     struct stat st;
     int regular = stat(path, &st) == 0 && S_ISREG(st.st_mode);
     uint64_t size = regular ? (uint64_t)st.st_size : 0;
-    char *text = size <= max ? read_file(path) : NULL;
-    if (!regular) size = strlen(text);  // a pipe's size is known once it is read
+    size_t got = 0;
+    char *text = size <= max ? read_file(path, &got) : NULL;
+    if (!regular) size = got;  // a pipe's size is known once it is read
     if (size > max && max == fits)
         fatal("%s is too long: the %d-token context (see -c) holds at most %zu bytes of text with this "
               "tokenizer, and the file has %llu", path, ss->state.seq_len, fits, (unsigned long long)size);
@@ -282,17 +283,28 @@ static void fill_template(Text *out, const char *template_, const char *text) {
     }
 }
 
-// The rows of a TSV file (a header line, then text<TAB>label), cut in place in data:
-// texts[i] and gold[i] point into it. Returns the number of rows, at most MAX_ROWS (so
-// that counts of rows, and of gold and predicted labels together, stay in an int).
+// The rows of a TSV file of size bytes (a header line, then text<TAB>label), cut in
+// place in data: texts[i] and gold[i] point into it. Returns the number of rows, at most
+// MAX_ROWS (so that counts of rows, and of gold and predicted labels together, stay in
+// an int). A NUL byte or a CR that does not end a line is refused: either would cut a
+// line short, and the rows after it would be lost without a word.
 #define MAX_ROWS (1 << 28)
 
-static int read_rows(char *data, const char *path, char ***texts, char ***gold) {
+static int read_rows(char *data, size_t size, const char *path, char ***texts, char ***gold) {
+    const char *nul = memchr(data, '\0', size);
+    if (nul) {
+        int at = 1;
+        for (const char *p = data; p < nul; p++) at += *p == '\n';
+        fatal("%s:%d: a NUL byte: this is not a UTF-8 text file (UTF-16?)", path, at);
+    }
     int n = 0, cap = 0, line_no = 0;
     for (char *line = data, *next; line && *line; line = next) {
         next = strchr(line, '\n');
         if (next) *next++ = '\0';
-        line[strcspn(line, "\r")] = '\0';
+        size_t len = strlen(line);
+        if (len > 0 && line[len - 1] == '\r') line[--len] = '\0';  // a CR LF line end
+        if (memchr(line, '\r', len))  // old Mac line ends, or a stray CR: nothing is dropped unseen
+            fatal("%s:%d: a carriage return inside the line (lines end with LF or CR LF)", path, line_no + 1);
         if (line_no++ == 0 || !*line) continue;  // the header, blank lines
         char *tab = strrchr(line, '\t');
         if (!tab) fatal("%s:%d: expected text<TAB>label", path, line_no);
@@ -386,14 +398,10 @@ static void labels_free(Labels *lb) {
     free(lb->ids); free(lb->len); free(lb->names); free(lb->buffer);
 }
 
-// --free: a greedy answer into answer, matched to a label (see normalise_label);
-// "invalid" if it matches none.
-static const char *classify_free(Session *ss, const Labels *lb, const int *ids, int n_prompt, Text *answer) {
+// The label an answer of n bytes matches (see normalise_label), "invalid" if none.
+static const char *match_label(const Labels *lb, const char *answer, size_t n) {
     Text norm = {0}, norm_label = {0};
-    answer->len = 0;
-    text_append(answer, "", 0);
-    session_generate(ss, ids + ss->pos, n_prompt - ss->pos, NULL, answer);
-    normalise_label(&norm, answer->data, answer->len);
+    normalise_label(&norm, answer, n);
     const char *pred = "invalid";
     for (int l = 0; l < lb->n; l++) {
         normalise_label(&norm_label, lb->names[l], strlen(lb->names[l]));
@@ -402,6 +410,14 @@ static const char *classify_free(Session *ss, const Labels *lb, const int *ids, 
     text_free(&norm);
     text_free(&norm_label);
     return pred;
+}
+
+// --free: a greedy answer into answer, matched to a label.
+static const char *classify_free(Session *ss, const Labels *lb, const int *ids, int n_prompt, Text *answer) {
+    answer->len = 0;
+    text_append(answer, "", 0);
+    session_generate(ss, ids + ss->pos, n_prompt - ss->pos, NULL, answer);
+    return match_label(lb, answer->data, answer->len);
 }
 
 // Constrained: every label is scored by the log-probability of its tokens as the
@@ -439,9 +455,11 @@ static int *row_prompt(RowPrompts *rp, const char *text, int i, int *n) {
     int *ids = encode_single_turn(rp->ss->model, rp->co->system, rp->user.data, rp->date, n);
     int seq_len = rp->ss->state.seq_len;
     if (!ids) fatal("%s: row %d is not valid UTF-8", rp->path, i + 1);
-    if (*n > seq_len - rp->answer_tokens)
+    if (*n > seq_len - rp->answer_tokens) {
+        free(ids);  // fatal's exit is a normal one: the leak checker would count it
         fatal("%s: row %d needs %d tokens, more than the context (%d; see -c)", rp->path, i + 1,
               *n + rp->answer_tokens, seq_len);
+    }
     return ids;
 }
 
@@ -459,8 +477,9 @@ static void flush_rows(FILE *rows, const char *output) {
 // row to row. Ctrl-C during a --free answer marks its row "interrupted" (where the
 // prediction would be) and ends the run, keeping the rows done, without a report.
 static void classify(Session *ss, const char *path, const ClassifyOptions *co, const char *output) {
-    char *data = read_file(path), **texts = NULL, **gold = NULL;
-    int n = read_rows(data, path, &texts, &gold);
+    size_t size;
+    char *data = read_file(path, &size), **texts = NULL, **gold = NULL;
+    int n = read_rows(data, size, path, &texts, &gold);
     Labels lb;
     labels_build(&lb, ss->model, co->labels, path, gold, n);
     RowPrompts rp = {ss, co, path, "", co->free_answer ? (co->max_new_tokens > 0 ? co->max_new_tokens : 1) : lb.longest, {0}};
