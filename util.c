@@ -192,8 +192,9 @@ static void today(char *buf, size_t n) {
     strftime(buf, n, "%d %b %Y", localtime(&now));
 }
 
-// The whole of a file (malloc'ed, NUL-terminated).
-static char *read_file(const char *path) {
+// The whole of a file (malloc'ed, NUL-terminated) and its size in *size: a NUL byte
+// inside it makes strlen smaller.
+static char *read_file(const char *path, size_t *size) {
     FILE *f = fopen(path, "rb");
     if (!f) fatal("cannot open %s: %s", path, strerror(errno));
     Text t = {0};
@@ -203,6 +204,7 @@ static char *read_file(const char *path) {
     while ((got = fread(buf, 1, sizeof(buf), f)) > 0) text_append(&t, buf, got);
     if (ferror(f)) fatal("cannot read %s", path);
     fclose(f);
+    *size = t.len;
     return t.data;
 }
 

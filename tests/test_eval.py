@@ -21,11 +21,13 @@ must hold whatever the weights are:
 - perplexity: its summary is exp(mean NLL) and the mean of the printed log-probabilities;
 - hostile input: more than 1000 classes (a file with swapped columns), repeated or empty
   --labels, a gold label outside --labels, a row too long for the context (refused before
-  an --output file exists), 1000 classes (the report without its confusion matrix); batch
+  an --output file exists), 1000 classes (the report without its confusion matrix), a
+  NUL byte or a CR inside a line of the TSV (CR LF line ends are fine); batch
   lines that RFC 8259 or the keys' types and ranges refuse (Python's json decides which),
   with the key and value named, a byte-order mark, NUL bytes, a folder, the seed of every
   answer; -t 1e-40 is greedy; a 50 MB or 300 MB perplexity file is refused as too long in
-  bounded memory; every output path on a full disk (/dev/full) fails with exit 1.
+  bounded memory, and one with a NUL byte (from a file or a pipe); every output path on a
+  full disk (/dev/full) fails with exit 1.
 One ok/FAIL line per check; the exit status is 1 if any failed.
 """
 import concurrent.futures
@@ -489,6 +491,22 @@ def test_classify_limits(run, tmp):
     empty = write_tsv(tmp, "empty-label.tsv", [("fine", "POSITIVE"), ("no label", ""), ("bad", "NEGATIVE")])
     refused(run, "classify: a row with an empty label", ["-m", "classify", "-i", empty], "empty-label.tsv:3", "empty")
 
+    # A NUL byte (a UTF-16 file) or a CR that does not end a line used to cut the line
+    # short, and the rows after it were lost without a word; a CR LF line end is fine.
+    for name, data, fragments in (("nul.tsv", b"text\tlabel\nfine\tPOSITIVE\n\x00bad\tNEGATIVE\n", ["nul.tsv:3", "NUL"]),
+                                  ("cr.tsv", b"text\tlabel\nfine\tPOSITIVE\rbad\tNEGATIVE\n", ["cr.tsv:2", "carriage return"])):
+        path = os.path.join(tmp, name)
+        with open(path, "wb") as f:
+            f.write(data)
+        refused(run, f"classify: {name}", ["-m", "classify", "-i", path], *fragments)
+    crlf = os.path.join(tmp, "crlf.tsv")
+    with open(crlf, "wb") as f:
+        f.write(b"text\tlabel\r\nfine\tPOSITIVE\r\nbad\tNEGATIVE\r\n")
+    status, out, err = run("-m", "classify", "-i", crlf)
+    rows, _ = split_classify_output(out)
+    check(status == 0 and [r[1] for r in rows] == [b"POSITIVE", b"NEGATIVE"], "classify: CR LF line ends",
+          f"status {status}, {err[-300:]}")
+
     # A row too long for the context is found before any row runs: no --output file.
     long_row = write_tsv(tmp, "long-row.tsv", [("fine", "POSITIVE"), ("bad", "NEGATIVE"), ("word " * 600, "POSITIVE")])
     rows_path = os.path.join(tmp, "never-written.tsv")
@@ -702,6 +720,9 @@ def test_perplexity_limits(run, tmp):
     with open(nul, "wb") as f:
         f.write(b"some text\x00more text")
     refused(run, "perplexity: a NUL byte", ["-m", "perplexity", "-i", nul], "NUL byte")
+    status, out, err = run("-m", "perplexity", "-i", "/dev/stdin", stdin=b"some text\x00more text")
+    check(status == 1 and "NUL byte" in err, "perplexity: a NUL byte in a pipe (its size is the bytes read)",
+          f"status {status}, {err[-300:]}")
     refused(run, "perplexity: a folder", ["-m", "perplexity", "-i", tmp], "cannot read")
     status, err = run_to(run, ["-m", "perplexity", "-i", small], "/dev/full")
     check(status == 1 and "cannot write" in err, "perplexity > /dev/full: exit 1, 'cannot write'", f"{status} {err}")
