@@ -583,15 +583,21 @@ static const char *json_space(const char *p) {
 
 // The JSON text of the key or value at p, for a message: a string with its quotes, an
 // object or array as its bracket, else up to the next delimiter; at most 40 bytes, cut
-// at a character boundary.
+// at a character boundary (EXCERPT bytes hold it).
+#define EXCERPT 64
+
 static void json_excerpt(const char *p, char *out, size_t size) {
     const char *q = p + strcspn(p, " \t\r\n,:}]");
     if (*p == '"') {
-        for (q = p + 1; *q && *q != '"'; q++) q += *q == '\\' && q[1];
-        q += *q == '"';
+        for (q = p + 1; *q && *q != '"'; q++)
+            if (*q == '\\' && q[1]) q++;  // an escaped quote does not end it
+        if (*q == '"') q++;
     }
     size_t whole = (size_t)(q - p), len = whole < 40 ? whole : 40;
-    if (*p == '{' || *p == '[') len = 1, whole = 2;
+    if (*p == '{' || *p == '[') {  // its bracket, then "..."
+        len = 1;
+        whole = 2;
+    }
     while (len < whole && len > 0 && ((unsigned char)p[len] & 0xC0) == 0x80) len--;
     snprintf(out, size, "%.*s%s", (int)len, p, len < whole ? "..." : "");
 }
@@ -622,6 +628,12 @@ static long json_unicode_escape(const char *p, int *len) {
     return cp >= 0xD800 && cp < 0xE000 ? -1 : (long)cp;
 }
 
+// Returns NULL with reason in *why: for the failures of the parsers below.
+static const char *fail(const char **why, const char *reason) {
+    *why = reason;
+    return NULL;
+}
+
 // Reads the JSON string at p (at its opening quote) into out: escapes become the bytes
 // they stand for, \uXXXX (and surrogate pairs) UTF-8. Returns the position after it, or
 // NULL with what is wrong in *why. \u0000 is refused: a prompt is a C string here.
@@ -629,8 +641,8 @@ static const char *json_string(const char *p, Text *out, const char **why) {
     out->len = 0;
     text_append(out, "", 0);
     for (p++; *p != '"'; p++) {
-        if (!*p) return *why = "no closing quote", NULL;
-        if ((unsigned char)*p < 0x20) return *why = "a control character (write it as \\n, \\t or \\u00XX)", NULL;
+        if (!*p) return fail(why, "no closing quote");
+        if ((unsigned char)*p < 0x20) return fail(why, "a control character (write it as \\n, \\t or \\u00XX)");
         if (*p != '\\') {
             text_append(out, p, 1);
             continue;
@@ -642,9 +654,9 @@ static const char *json_string(const char *p, Text *out, const char **why) {
         }
         int len;
         long cp = *p == 'u' ? json_unicode_escape(p, &len) : -2;
-        if (cp == -2) return *why = "an unknown escape (JSON has \\\" \\\\ \\/ \\b \\f \\n \\r \\t \\uXXXX)", NULL;
-        if (cp == -1) return *why = "a \\u escape that is not four hex digits or is a lone surrogate", NULL;
-        if (cp == 0) return *why = "\\u0000, a NUL character, which a prompt cannot hold", NULL;
+        if (cp == -2) return fail(why, "an unknown escape (JSON has \\\" \\\\ \\/ \\b \\f \\n \\r \\t \\uXXXX)");
+        if (cp == -1) return fail(why, "a \\u escape that is not four hex digits or is a lone surrogate");
+        if (cp == 0) return fail(why, "\\u0000, a NUL character, which a prompt cannot hold");
         char u[4];
         text_append(out, u, (size_t)utf8_encode_char((uint32_t)cp, u));
         p += len - 1;
@@ -692,7 +704,7 @@ static int json_other_value(const char *p) {
 // Reads the value of key k at p into item. Returns the position after it, or NULL with
 // the reason in err, which names the key (key: its JSON text) and the value.
 static const char *batch_value(const char *p, int k, const char *key, BatchItem *item, char *err) {
-    char value[64];
+    char value[EXCERPT];
     json_excerpt(p, value, sizeof(value));
     err[0] = '\0';
     if (BATCH_KEYS[k].type == VALUE_STRING) {
@@ -721,9 +733,9 @@ static const char *batch_value(const char *p, int k, const char *key, BatchItem 
 }
 
 // The key at p (at its quote): its number in BATCH_KEYS, N_BATCH_KEYS if unknown, or -1
-// with the reason in err. *end gets the position after it, key its JSON text.
+// with the reason in err. *end gets the position after it, key (EXCERPT bytes) its JSON text.
 static int batch_key(const char *line, const char *p, const char **end, char *key, char *err) {
-    json_excerpt(p, key, 64);
+    json_excerpt(p, key, EXCERPT);
     if (*p != '"') {
         batch_error(err, "invalid JSON at column %d: expected a key in double quotes", (int)(p - line + 1));
         return -1;
@@ -752,13 +764,14 @@ static void batch_key_list(char *out, size_t size) {
 // at most once, with "prompt" among them. Returns NULL, or what is wrong.
 static const char *parse_batch_object(const char *line, BatchItem *item, char *err) {
     const char *p = json_space(json_space(line) + 1);  // after the '{'
-    unsigned seen = 0;
-    while (!(seen == 0 && *p == '}')) {
-        char key[64], value[64], keys[128];
+    unsigned seen = 0;  // bit k: key k was there
+    while (*p != '}') {  // {} has no key; after a key, '}' ends the loop below
+        char key[EXCERPT], value[EXCERPT], keys[128];
         int k = batch_key(line, p, &p, key, err);
         if (k < 0) return err;
         p = json_space(p);
-        if (*p != ':') return batch_error(err, "invalid JSON at column %d: expected ':' after the key %s", (int)(p - line + 1), key);
+        if (*p != ':')
+            return batch_error(err, "invalid JSON at column %d: expected ':' after the key %s", (int)(p - line + 1), key);
         p = json_space(p + 1);
         if (k == N_BATCH_KEYS) {
             json_excerpt(p, value, sizeof(value));
