@@ -448,13 +448,19 @@ typedef struct {
 } RowPrompts;
 
 // The ids of row i's prompt (malloc'ed, *n of them): the template filled with its text,
-// as the user turn of a one-turn chat. A row that is not UTF-8 or does not fit in the
+// as the user turn of a one-turn chat. A row that is not UTF-8, gives no token at all
+// (an empty text, for a model without a chat template or BOS) or does not fit in the
 // context with its answer ends the program.
 static int *row_prompt(RowPrompts *rp, const char *text, int i, int *n) {
     fill_template(&rp->user, rp->co->template_, text);
     int *ids = encode_single_turn(rp->ss->model, rp->co->system, rp->user.data, rp->date, n);
     int seq_len = rp->ss->state.seq_len;
+    if (!ids && utf8_is_valid(text, strlen(text))) fatal("the system prompt (-y) or --template is not valid UTF-8");
     if (!ids) fatal("%s: row %d is not valid UTF-8", rp->path, i + 1);
+    if (*n == 0) {
+        free(ids);
+        fatal("%s: row %d is an empty prompt: nothing to classify", rp->path, i + 1);
+    }
     if (*n > seq_len - rp->answer_tokens) {
         free(ids);  // fatal's exit is a normal one: the leak checker would count it
         fatal("%s: row %d needs %d tokens, more than the context (%d; see -c)", rp->path, i + 1,

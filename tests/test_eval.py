@@ -22,7 +22,9 @@ must hold whatever the weights are:
 - hostile input: more than 1000 classes (a file with swapped columns), repeated or empty
   --labels, a gold label outside --labels, a row too long for the context (refused before
   an --output file exists), 1000 classes (the report without its confusion matrix), a
-  NUL byte or a CR inside a line of the TSV (CR LF line ends are fine); batch
+  NUL byte or a CR inside a line of the TSV (CR LF line ends are fine), a row that gives
+  no token (an empty text for a model without a chat template or BOS), -y or --template
+  not UTF-8 (not blamed on the row); batch
   lines that RFC 8259 or the keys' types and ranges refuse (Python's json decides which),
   with the key and value named, a byte-order mark, NUL bytes, a folder, the seed of every
   answer; -t 1e-40 is greedy; a 50 MB or 300 MB perplexity file is refused as too long in
@@ -499,6 +501,19 @@ def test_classify_limits(run, tmp):
         with open(path, "wb") as f:
             f.write(data)
         refused(run, f"classify: {name}", ["-m", "classify", "-i", path], *fragments)
+    # A row that gives no token at all: an empty text, on a model without a chat template
+    # that adds no BOS (tiny-llama3, beside MODEL.bin). Scoring read the token before the
+    # prompt (heap overflow), --free generated from nothing.
+    llama3 = os.path.join(os.path.dirname(run.model), "tiny-llama3.bin")
+    empty_text = write_tsv(tmp, "empty-text.tsv", [("fine", "POSITIVE"), ("", "NEGATIVE")])
+    for free in ([], ["--free", "-n", "1"]):
+        refused(Runner(run.run, llama3), f"{' '.join(['classify', *free])}: an empty prompt (tiny-llama3)",
+                ["-m", "classify", "-i", empty_text, *free], "row 2 is an empty prompt")
+    # Text that is not UTF-8 is named where it is: the row, or -y / --template.
+    refused(run, "classify: -y that is not UTF-8", ["-m", "classify", "-i", small, "-y", b"\xff"],
+            "the system prompt (-y) or --template is not valid UTF-8")
+    refused(run, "classify: --template that is not UTF-8", ["-m", "classify", "-i", small, "--template", b"\xff{text}"],
+            "the system prompt (-y) or --template is not valid UTF-8")
     crlf = os.path.join(tmp, "crlf.tsv")
     with open(crlf, "wb") as f:
         f.write(b"text\tlabel\r\nfine\tPOSITIVE\r\nbad\tNEGATIVE\r\n")
