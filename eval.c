@@ -69,21 +69,25 @@ static size_t max_text_bytes(const Tokenizer *t, int seq_len) {
     return bytes < SIZE_MAX ? (size_t)bytes : SIZE_MAX - 1;
 }
 
-// -m perplexity -i FILE: the text of FILE scored by the model. A file too long for the
-// context is refused by its size, before it is read (see max_text_bytes).
-static void run_perplexity(Session *ss, const char *path) {
-    size_t fits = max_text_bytes(&ss->model->tokenizer, ss->state.seq_len);
-    size_t max = fits < TOKENIZER_MAX_TEXT ? fits : TOKENIZER_MAX_TEXT;
-    struct stat st;
-    int regular = stat(path, &st) == 0 && S_ISREG(st.st_mode);
-    uint64_t size = regular ? (uint64_t)st.st_size : 0;
-    size_t got = 0;
-    char *text = size <= max ? read_file(path, &got) : NULL;
-    if (!regular) size = got;  // a pipe's size is known once it is read
-    if (size > max && max == fits)
+// Ends the program if a text of size bytes is more than the context can hold (see
+// max_text_bytes) or than the tokenizer takes.
+static void check_text_size(const char *path, uint64_t size, size_t fits, int seq_len) {
+    if (size > fits)
         fatal("%s is too long: the %d-token context (see -c) holds at most %zu bytes of text with this "
-              "tokenizer, and the file has %llu", path, ss->state.seq_len, fits, (unsigned long long)size);
-    if (size > max) fatal("%s is too long: the tokenizer takes at most %zu bytes of text", path, max);
+              "tokenizer, and the file has %llu", path, seq_len, fits, (unsigned long long)size);
+    if (size > TOKENIZER_MAX_TEXT)
+        fatal("%s is too long: the tokenizer takes at most %zu bytes of text", path, (size_t)TOKENIZER_MAX_TEXT);
+}
+
+// -m perplexity -i FILE: the text of FILE scored by the model. A file too long for the
+// context is refused by its size, before it is read; a pipe, once read.
+static void run_perplexity(Session *ss, const char *path) {
+    if (!path) fatal("-m perplexity needs -i FILE, the text to score");
+    size_t fits = max_text_bytes(&ss->model->tokenizer, ss->state.seq_len), size;
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) check_text_size(path, (uint64_t)st.st_size, fits, ss->state.seq_len);
+    char *text = read_file(path, &size);
+    check_text_size(path, size, fits, ss->state.seq_len);
     if (strlen(text) != size) fatal("%s contains a NUL byte: it is not a text file", path);
     int n;
     int *ids = encode(ss->model, text, ss->model->gen.add_bos, &n);
@@ -448,25 +452,27 @@ typedef struct {
 } RowPrompts;
 
 // The ids of row i's prompt (malloc'ed, *n of them): the template filled with its text,
-// as the user turn of a one-turn chat. A row that is not UTF-8, gives no token at all
-// (an empty text, for a model without a chat template or BOS) or does not fit in the
-// context with its answer ends the program.
+// as the user turn of a one-turn chat. Text that is not UTF-8 ends the program.
 static int *row_prompt(RowPrompts *rp, const char *text, int i, int *n) {
     fill_template(&rp->user, rp->co->template_, text);
     int *ids = encode_single_turn(rp->ss->model, rp->co->system, rp->user.data, rp->date, n);
-    int seq_len = rp->ss->state.seq_len;
     if (!ids && utf8_is_valid(text, strlen(text))) fatal("the system prompt (-y) or --template is not valid UTF-8");
     if (!ids) fatal("%s: row %d is not valid UTF-8", rp->path, i + 1);
-    if (*n == 0) {
-        free(ids);
-        fatal("%s: row %d is an empty prompt: nothing to classify", rp->path, i + 1);
-    }
-    if (*n > seq_len - rp->answer_tokens) {
-        free(ids);  // fatal's exit is a normal one: the leak checker would count it
-        fatal("%s: row %d needs %d tokens, more than the context (%d; see -c)", rp->path, i + 1,
-              *n + rp->answer_tokens, seq_len);
-    }
     return ids;
+}
+
+// Every row's prompt has a token and fits in the context with its answer: checked before
+// the first row runs, so that a bad row 900 does not end a long run, nor leave a file.
+static void check_rows(RowPrompts *rp, char **texts, int n) {
+    int seq_len = rp->ss->state.seq_len;
+    for (int i = 0; i < n; i++) {
+        int tokens;
+        free(row_prompt(rp, texts[i], i, &tokens));
+        if (tokens == 0) fatal("%s: row %d is an empty prompt: nothing to classify", rp->path, i + 1);
+        if (tokens > seq_len - rp->answer_tokens)
+            fatal("%s: row %d needs %d tokens, more than the context (%d; see -c)", rp->path, i + 1,
+                  tokens + rp->answer_tokens, seq_len);
+    }
 }
 
 // Every row reaches its file as soon as it is done (a long run can be watched, and an
@@ -482,7 +488,7 @@ static void flush_rows(FILE *rows, const char *output) {
 // The KV cache of the prompt's shared head (system prompt, template) is reused from
 // row to row. Ctrl-C during a --free answer marks its row "interrupted" (where the
 // prediction would be) and ends the run, keeping the rows done, without a report.
-static void classify(Session *ss, const char *path, const ClassifyOptions *co, const char *output) {
+static void classify_file(Session *ss, const char *path, const ClassifyOptions *co, const char *output) {
     size_t size;
     char *data = read_file(path, &size), **texts = NULL, **gold = NULL;
     int n = read_rows(data, size, path, &texts, &gold);
@@ -490,10 +496,7 @@ static void classify(Session *ss, const char *path, const ClassifyOptions *co, c
     labels_build(&lb, ss->model, co->labels, path, gold, n);
     RowPrompts rp = {ss, co, path, "", co->free_answer ? (co->max_new_tokens > 0 ? co->max_new_tokens : 1) : lb.longest, {0}};
     today(rp.date, sizeof(rp.date));
-    for (int i = 0; i < n; i++) {  // every row fits, or the run ends before it starts
-        int n_prompt;
-        free(row_prompt(&rp, texts[i], i, &n_prompt));
-    }
+    check_rows(&rp, texts, n);
     FILE *rows = output ? fopen(output, "wb") : stdout;  // only now: a bad row leaves no file
     if (!rows) fatal("cannot write %s: %s", output, strerror(errno));
     const char **pred = xcalloc((size_t)n, sizeof(char *));
@@ -540,7 +543,7 @@ static void classify(Session *ss, const char *path, const ClassifyOptions *co, c
 static void run_classify(Session *ss, const char *path, const ClassifyOptions *co, const char *output) {
     if (!path) fatal("-m classify needs -i FILE.tsv (a header line, then text<TAB>label lines)");
     ss->sampler.cfg.temperature = 0.0f;  // free answers are greedy, as the notebook's
-    classify(ss, path, co, output);
+    classify_file(ss, path, co, output);
 }
 
 // One line of a batch file: a plain prompt, or a flat JSON object.
@@ -664,7 +667,8 @@ static const char *json_string(const char *p, Text *out, const char **why) {
         if (cp == -1) return fail(why, "a \\u escape that is not four hex digits or is a lone surrogate");
         if (cp == 0) return fail(why, "\\u0000, a NUL character, which a prompt cannot hold");
         char u[4];
-        text_append(out, u, (size_t)utf8_encode_char((uint32_t)cp, u));
+        int bytes = utf8_encode_char((uint32_t)cp, u);
+        text_append(out, u, (size_t)bytes);
         p += len - 1;
     }
     return p + 1;
@@ -772,7 +776,7 @@ static const char *parse_batch_object(const char *line, BatchItem *item, char *e
     const char *p = json_space(json_space(line) + 1);  // after the '{'
     unsigned seen = 0;  // bit k: key k was there
     while (*p != '}') {  // {} has no key; after a key, '}' ends the loop below
-        char key[EXCERPT], value[EXCERPT], keys[128];
+        char key[EXCERPT];
         int k = batch_key(line, p, &p, key, err);
         if (k < 0) return err;
         p = json_space(p);
@@ -780,6 +784,7 @@ static const char *parse_batch_object(const char *line, BatchItem *item, char *e
             return batch_error(err, "invalid JSON at column %d: expected ':' after the key %s", (int)(p - line + 1), key);
         p = json_space(p + 1);
         if (k == N_BATCH_KEYS) {
+            char value[EXCERPT], keys[128];
             json_excerpt(p, value, sizeof(value));
             batch_key_list(keys, sizeof(keys));
             return batch_error(err, "unknown key: %s: %s (the keys are %s)", key, value, keys);
@@ -952,7 +957,7 @@ static void print_info(const Model *m) {
     const Config *c = &m->config;
     const GenConfig *g = &m->gen;
     static const char *pretok[] = {"none", "SmolLM2/GPT-2", "Llama 3", "Qwen2"};
-    static const char *chat[] = {"none", "ChatML", "Llama 3"};
+    static const char *chat_format[] = {"none", "ChatML", "Llama 3"};
     printf("model: %s\n", m->path);
     printf("dim %d, hidden_dim %d, n_layers %d, n_heads %d, n_kv_heads %d, head_dim %d, vocab_size %d, "
            "max_seq_len %d\n", c->dim, c->hidden_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim,
@@ -970,7 +975,7 @@ static void print_info(const Model *m) {
            t->spec.type == TOKENIZER_SENTENCEPIECE ? "SentencePiece BPE" : "byte-level BPE",
            pretok[t->spec.pretokenizer], t->spec.normalizer == NORM_NFC ? "NFC" : "none", t->spec.n_merges,
            g->bos_id, g->add_bos ? "added to prompts" : "not added");
-    printf("chat format: %s; end of turn %d; stop ids", chat[g->chat_template], g->eot_id);
+    printf("chat format: %s; end of turn %d; stop ids", chat_format[g->chat_template], g->eot_id);
     for (int i = 0; i < g->n_stop; i++) printf(" %d", g->stop_ids[i]);
     printf("\ndefault system prompt: ");
     write_json_string(stdout, g->default_system, (size_t)g->default_system_len);
