@@ -739,6 +739,7 @@ def test_perplexity_limits(run, tmp):
     check(status == 1 and "NUL byte" in err, "perplexity: a NUL byte in a pipe (its size is the bytes read)",
           f"status {status}, {err[-300:]}")
     refused(run, "perplexity: a folder", ["-m", "perplexity", "-i", tmp], "cannot read")
+    refused(run, "perplexity without -i", ["-m", "perplexity"], "needs -i FILE")
     status, err = run_to(run, ["-m", "perplexity", "-i", small], "/dev/full")
     check(status == 1 and "cannot write" in err, "perplexity > /dev/full: exit 1, 'cannot write'", f"{status} {err}")
 
