@@ -32,9 +32,9 @@ static int python_isspace(uint32_t c) {
 // be a Python str, and run.c refuses it when it encodes the turn).
 static void python_strip(Text *out, const char *s) {
     size_t n = strlen(s);
-    uint32_t cps[4096 + 1];
-    size_t offs[4096 + 2], count = 0;
-    for (size_t p = 0; p < n && count < 4096;) {
+    uint32_t *cps = malloc((n + 1) * sizeof(uint32_t));
+    size_t *offs = malloc((n + 1) * sizeof(size_t)), count = 0;
+    for (size_t p = 0; p < n;) {
         uint32_t cp;
         int len = utf8_decode_char(s + p, n - p, &cp);
         CHECK(len > 0, "python_strip: invalid UTF-8");
@@ -46,6 +46,8 @@ static void python_strip(Text *out, const char *s) {
     while (a < b && python_isspace(cps[a])) a++;
     while (b > a && python_isspace(cps[b - 1])) b--;
     text_append(out, s + offs[a], offs[b] - offs[a]);
+    free(cps);
+    free(offs);
 }
 
 static void expected_turn(Text *out, int chatml, const GenConfig *f, const char *system, const char *user,
@@ -84,7 +86,7 @@ static void expected_turn(Text *out, int chatml, const GenConfig *f, const char 
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    if (size < 1 || size > 4097) return 0;
+    if (size < 1 || size > 16385) return 0;
     int flags = data[0];
     int chatml = !(flags & 1);
     const Model *m = &models[chatml ? (flags & 2 ? KIND_QWEN2 : KIND_SMOLLM2) : KIND_LLAMA3];

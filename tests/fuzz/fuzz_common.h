@@ -6,7 +6,8 @@
 //   - the four tokenizers the text targets fuzz, loaded from the model files that
 //     tests/fuzz/make_models.py exports (directory $FUZZ_MODELS, default
 //     tests/build/fuzz/models), one per tokenizer kind;
-//   - an independent UTF-8 validator (written differently from tokenizer.c's);
+//   - an independent UTF-8 validator (written differently from tokenizer.c's), and
+//     Python's bytes.decode(errors="replace") built on it;
 //   - check_encode(): encodes a text and checks it against a naive reimplementation of
 //     the whole encoder (added-token split, dummy prefix, BPE merge loop), then decodes
 //     the ids and checks that the text comes back.
@@ -100,6 +101,23 @@ static int ref_utf8_valid(const char *s, size_t n) {
         p += len;
     }
     return 1;
+}
+
+// The "replace" decoding of s[0..n): each maximal subpart of an ill-formed sequence
+// (the longest prefix of a well-formed sequence, or else one byte) becomes U+FFFD.
+static void reference_replace(const unsigned char *s, size_t n, Text *out) {
+    for (size_t p = 0; p < n;) {
+        size_t len = ref_utf8_char(s + p, n - p);
+        if (len) {
+            text_append(out, (const char *)s + p, len);
+            p += len;
+            continue;
+        }
+        size_t full, sub = ref_utf8_prefix(s + p, n - p, &full);
+        if (sub == 0) sub = 1;   // not a lead byte: it alone is replaced
+        text_append(out, "\xEF\xBF\xBD", 3);
+        p += sub;
+    }
 }
 
 // ----------------------------------------------------------------------------

@@ -19,23 +19,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     return 0;
 }
 
-// The "replace" decoding of s[0..n): each maximal subpart of an ill-formed sequence
-// (the longest prefix of a well-formed sequence, or else one byte) becomes U+FFFD.
-static void reference_replace(const unsigned char *s, size_t n, Text *out) {
-    for (size_t p = 0; p < n;) {
-        size_t len = ref_utf8_char(s + p, n - p);
-        if (len) {
-            text_append(out, (const char *)s + p, len);
-            p += len;
-            continue;
-        }
-        size_t full, sub = ref_utf8_prefix(s + p, n - p, &full);
-        if (sub == 0) sub = 1;   // not a lead byte: it alone is replaced
-        text_append(out, "\xEF\xBF\xBD", 3);
-        p += sub;
-    }
-}
-
 typedef struct {
     char *buf;
     size_t size;
