@@ -209,6 +209,21 @@ def table(headers, rows, left=3):
     return "\n".join(out)
 
 
+def drop_from_page_cache(path):
+    """Asks the kernel to forget the file's cached pages (those no process maps).
+
+    run maps the model file in 2 MB pages where Linux can (util.c map_file), but only
+    when the file is read afresh: pages already cached in 4 KB pieces (by a copy, or
+    any read) stay so, and generation is then slower than the bandwidth ceiling allows.
+    """
+    if hasattr(os, "posix_fadvise"):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+
+
 def time_file(args, run, cc, label, path, hdr, t, prompts, deadline):
     """The measurements of one run binary on one file with t threads, as a result row."""
     t0 = time.time()
@@ -336,6 +351,7 @@ def main():
         if not sep:
             die(f"expected LABEL=FILE.bin, got {spec}")
         files.append((label, path, read_header(path)))
+        drop_from_page_cache(path)
     threads = [int(t) for t in args.threads.split()]
     runs = []
     for spec in args.run or ["cc=./run"]:
