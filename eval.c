@@ -557,7 +557,10 @@ typedef struct {
 // The keys of a JSON line and the values each takes. An integer is a JSON number
 // without a fractional part (2 or 2.0, not 2.7); a seed stays below 2^53, where every
 // JSON reader still holds an integer exactly.
-enum { KEY_PROMPT, KEY_SYSTEM, KEY_TEMPERATURE, KEY_TOP_K, KEY_TOP_P, KEY_SEED, KEY_MAX_NEW_TOKENS, N_BATCH_KEYS };
+enum {
+    KEY_PROMPT, KEY_SYSTEM, KEY_TEMPERATURE, KEY_TOP_K, KEY_TOP_P, KEY_REPETITION_PENALTY, KEY_SEED,
+    KEY_MAX_NEW_TOKENS, N_BATCH_KEYS
+};
 enum { VALUE_STRING, VALUE_NUMBER, VALUE_INTEGER };
 static const struct {
     const char *name;
@@ -569,6 +572,7 @@ static const struct {
     [KEY_TEMPERATURE] = {"temperature", VALUE_NUMBER, 0, 100},
     [KEY_TOP_K] = {"top_k", VALUE_INTEGER, 0, MAX_VOCAB},
     [KEY_TOP_P] = {"top_p", VALUE_NUMBER, 0, 1},
+    [KEY_REPETITION_PENALTY] = {"repetition_penalty", VALUE_NUMBER, 0.01, 100},  // as --repeat-penalty
     [KEY_SEED] = {"seed", VALUE_INTEGER, 0, 9007199254740991.0},
     [KEY_MAX_NEW_TOKENS] = {"max_new_tokens", VALUE_INTEGER, -1, MAX_SEQ},
 };
@@ -737,6 +741,7 @@ static const char *batch_value(const char *p, int k, const char *key, BatchItem 
     else if (k == KEY_TEMPERATURE) item->sampler.temperature = (float)v;
     else if (k == KEY_TOP_K) item->sampler.top_k = (int)v;
     else if (k == KEY_TOP_P) item->sampler.top_p = (float)v;
+    else if (k == KEY_REPETITION_PENALTY) item->sampler.repetition_penalty = (float)v;
     else if (k == KEY_SEED) item->sampler.rng = (uint64_t)v;
     else item->max_new_tokens = (int)v;
     return err[0] ? NULL : end;

@@ -1094,8 +1094,8 @@ static void usage(FILE *f) {
           "                            label, instead of scoring the labels\n"
           "      --output FILE         the per-row lines go to FILE instead of stdout\n"
           "  -m perplexity -i FILE     per-token log-probabilities, mean NLL, perplexity\n"
-          "      --batch FILE          one prompt per line (or JSON: prompt, system, temperature,\n"
-          "                            top_k, top_p, seed, max_new_tokens); JSON Lines out\n"
+          "      --batch FILE          one prompt per line, or JSON (prompt, system, temperature,\n"
+          "                            top_k, top_p, repetition_penalty, seed, max_new_tokens)\n"
           "  -h, --help                this help;  --version  the build\n", f);
 }
 

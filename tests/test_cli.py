@@ -194,6 +194,15 @@ def repetition_penalty():
               f"--repeat-penalty {penalty}: each greedy token is the argmax of transformers' penalised logits",
               f"got {p.stdout!r}\nexpected {text!r} ({expected})")
         check(p.stdout != plain.stdout, f"--repeat-penalty {penalty} changes this text (the check can fail)")
+        line = json.dumps({"prompt": prompt, "max_new_tokens": 12, "temperature": 0, "repetition_penalty": penalty})
+        b = subprocess.run([RUN, MODEL, "-m", "generate", "--ignore-eos", "--batch", "-"], input=line.encode() + b"\n",
+                           capture_output=True, check=False)
+        try:
+            answer = json.loads(b.stdout.decode().splitlines()[0])["answer"] + "\n"
+        except (ValueError, IndexError, KeyError):
+            answer = None
+        check(answer == p.stdout.decode("utf-8", errors="replace"),
+              f"--batch \"repetition_penalty\": {penalty} gives the same answer", b.stdout.decode()[:300])
 
 
 options()

@@ -14,7 +14,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: test_report FILE.tsv (gold<TAB>pred lines)\n");
         return 2;
     }
-    char *data = read_file(argv[1]);
+    size_t size;
+    char *data = read_file(argv[1], &size);
     int n = 0, cap = 0;
     char **gold = NULL, **pred = NULL;
     for (char *line = data, *next; line && *line; line = next) {
