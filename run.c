@@ -18,18 +18,13 @@
 // classification, batches; --info, tokenize --pieces, --top-logprobs).
 // Build: `make` (OpenMP), `make noomp`, or `make reference` (only the plain loops).
 
-#include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <float.h>
 #include <math.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -663,9 +658,7 @@ static void sampler_free(Sampler *sm) {
     free(sm->probs);
     free(sm->candidates);
     free(sm->seen);
-    sm->probs = NULL;
-    sm->candidates = NULL;
-    sm->seen = NULL;
+    memset(sm, 0, sizeof(*sm));
 }
 
 static uint32_t random_u32(uint64_t *state) {
@@ -1062,9 +1055,8 @@ static void usage(FILE *f) {
           "  -i, --prompt TEXT         the prompt (chat: the first user turn; further turns\n"
           "                            are read from stdin, one per line; perplexity and\n"
           "                            classify: a file)\n"
-          "                            In chat, /clear starts a new conversation and /bye (or\n"
-          "                            the end of input) ends it. Ctrl-C stops an answer; a\n"
-          "                            second Ctrl-C ends the program (status 130).\n"
+          "                            chat: /clear starts anew, /bye or end of input ends;\n"
+          "                            Ctrl-C stops an answer, a second one exits (130)\n"
           "  -y, --system TEXT         chat: the system prompt (default: the model's own)\n"
           "  -t, --temperature T       0 = greedy (default: the model's generation_config)\n"
           "  -p, --top-p P             keep the most likely tokens up to probability P (1 = off)\n"

@@ -2,6 +2,11 @@
 // and JSON output, lines and files, bytes, and the few lines that differ between POSIX
 // and Windows. run.c includes it first.
 
+#include <ctype.h>
+#include <fcntl.h>
+#include <float.h>
+#include <stdarg.h>
+#include <sys/stat.h>
 #ifdef _WIN32
 #define WIN32_LEAN_AND_MEAN
 #include <windows.h>
