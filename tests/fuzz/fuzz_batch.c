@@ -133,16 +133,16 @@ static size_t ref_number(Cursor *c) {
 
 // What a line must give: the keys it names, their values. The ranges are those the
 // README documents (top_k and max_new_tokens up to FORMAT.md's vocabulary and context
-// limits; a seed below 2^53).
-enum { R_PROMPT, R_SYSTEM, R_TEMPERATURE, R_TOP_K, R_TOP_P, R_SEED, R_MAX_NEW_TOKENS, R_KEYS };
+// limits; repetition_penalty as --repeat-penalty takes it; a seed below 2^53).
+enum { R_PROMPT, R_SYSTEM, R_TEMPERATURE, R_TOP_K, R_TOP_P, R_REPETITION_PENALTY, R_SEED, R_MAX_NEW_TOKENS, R_KEYS };
 static const struct {
     const char *name;
     int is_string, is_integer;
     double lo, hi;
 } ref_keys[R_KEYS] = {
     {"prompt", 1, 0, 0, 0},      {"system", 1, 0, 0, 0},          {"temperature", 0, 0, 0, 100},
-    {"top_k", 0, 1, 0, MAX_VOCAB}, {"top_p", 0, 0, 0, 1},         {"seed", 0, 1, 0, 9007199254740991.0},
-    {"max_new_tokens", 0, 1, -1, MAX_SEQ},
+    {"top_k", 0, 1, 0, MAX_VOCAB}, {"top_p", 0, 0, 0, 1},         {"repetition_penalty", 0, 0, 0.01, 100},
+    {"seed", 0, 1, 0, 9007199254740991.0},                        {"max_new_tokens", 0, 1, -1, MAX_SEQ},
 };
 
 typedef struct {
@@ -240,7 +240,9 @@ static void check_item(const BatchItem *item, const Expected *e) {
     CHECK(s->top_k == (e->named[R_TOP_K] ? (int)v[R_TOP_K] : defaults.top_k), "top_k %d", s->top_k);
     CHECK(s->top_p == (e->named[R_TOP_P] ? (float)v[R_TOP_P] : defaults.top_p), "top_p %g", s->top_p);
     CHECK(s->rng == (e->named[R_SEED] ? (uint64_t)v[R_SEED] : defaults.rng), "seed %llu", (unsigned long long)s->rng);
-    CHECK(s->repetition_penalty == defaults.repetition_penalty, "repetition_penalty changed");
+    CHECK(s->repetition_penalty == (e->named[R_REPETITION_PENALTY] ? (float)v[R_REPETITION_PENALTY]
+                                                                    : defaults.repetition_penalty),
+          "repetition_penalty %g", s->repetition_penalty);
     CHECK(item->max_new_tokens == (e->named[R_MAX_NEW_TOKENS] ? (int)v[R_MAX_NEW_TOKENS] : DEFAULT_MAX_NEW_TOKENS),
           "max_new_tokens %d", item->max_new_tokens);
 }

@@ -77,7 +77,7 @@ def batch_seeds(texts, written):
     lines = [
         {"prompt": "Where is Groningen?"},
         {"prompt": "Say hi", "system": "Be brief.", "temperature": 0.7, "top_k": 40, "top_p": 0.95,
-         "seed": 42, "max_new_tokens": 16},
+         "repetition_penalty": 1.1, "seed": 42, "max_new_tokens": 16},
         {"prompt": "caf\u00e9 \U0001F600 \n\t\"quoted\" \\ /", "temperature": 0, "max_new_tokens": -1},
         {"prompt": long_prompt, "seed": 9007199254740991},
     ]
