@@ -45,7 +45,7 @@ build_test() {
 
 echo "== building"
 [ -x ./run ] || { echo "FAIL ./run is not built (make run)"; exit 1; }
-for t in test_units test_model test_tokenizer test_report test_unicode; do build_test $t; done
+for t in test_units test_model test_tokenizer test_report test_unicode header_fields; do build_test $t; done
 # `make reference`'s program: only the plain loops of run.c (no section 7, no OpenMP),
 # built with ./run's flags (the Makefile's, or check-asan's) so that only the loops differ.
 REF_CFLAGS="-O3 -march=native -ffp-contract=fast"
@@ -178,28 +178,20 @@ head -c 1000 "$good" >"$bad/truncated.bin"
 expect_error "truncated file" "truncated" ./run "$bad/truncated.bin" -i hi
 head -c 100 "$good" >"$bad/tiny.bin"
 expect_error "file shorter than a header" "too small" ./run "$bad/tiny.bin" -i hi
-patch_file() {  # out offset python-struct-format value
-    cp "$good" "$1"
-    python3 -c "import struct,sys,zlib
-p,off,fmt,val=sys.argv[1],int(sys.argv[2]),sys.argv[3],sys.argv[4]
-b=bytearray(open(p,'rb').read())
-struct.pack_into(fmt,b,off,int(val,0))
-if off not in (224,):  # keep the checksum valid so the field check itself is tested
-    w=struct.unpack_from('<Q',b,208)[0]; h=bytearray(b[:w]); h[224:232]=bytes(8)
-    struct.pack_into('<I',b,224,zlib.crc32(h))
-open(p,'wb').write(b)" "$1" "$2" "$3" "$4"
+patch_file() {  # out field value: $good with one header field changed, its checksum kept valid
+    python3 tests/header.py "$good" "$@" || fail "cannot patch header field $2 into $1"
 }
-patch_file "$bad/magic.bin" 0 '<I' 0x46554747
+patch_file "$bad/magic.bin" magic 0x46554747
 expect_error "wrong magic" "magic" ./run "$bad/magic.bin" -i hi
-patch_file "$bad/version.bin" 4 '<I' 99
+patch_file "$bad/version.bin" version 99
 expect_error "wrong version" "version" ./run "$bad/version.bin" -i hi
-patch_file "$bad/vocab.bin" 40 '<I' 2147483648
+patch_file "$bad/vocab.bin" vocab_size 2147483648
 expect_error "vocab size 2^31" "vocab_size" ./run "$bad/vocab.bin" -i hi
-patch_file "$bad/heads.bin" 32 '<I' 3
+patch_file "$bad/heads.bin" n_kv_heads 3
 expect_error "kv heads that do not divide heads" "n_kv_heads" ./run "$bad/heads.bin" -i hi
-patch_file "$bad/merges.bin" 116 '<I' 4000000  # n_merges: a merge table far past the end of the file
+patch_file "$bad/merges.bin" n_merges 4000000  # n_merges: a merge table far past the end of the file
 expect_error "a table that runs past the end of the file" "outside the file" ./run "$bad/merges.bin" -i hi
-patch_file "$bad/crc.bin" 224 '<I' 12345
+patch_file "$bad/crc.bin" meta_crc32 12345
 expect_error "corrupt header checksum" "checksum" ./run "$bad/crc.bin" -i hi
 cp "$good" "$bad/weights.bin"
 printf '\x7f' | dd of="$bad/weights.bin" bs=1 seek=$(($(stat -c %s "$good") - 3)) conv=notrunc status=none
@@ -222,6 +214,7 @@ count python3 tests/eval_interrupt.py ./run "$BUILD/longctx.bin"
 
 echo "== export: refuses what it does not support"
 count bash tests/test_export.sh
+count python3 tests/test_format.py ./run "$BUILD/header_fields" "$BUILD"  # FORMAT.md, export, run.c: one set of limits
 
 echo "== GGUF import (export MODEL.gguf) and models/fetch ollama:NAME"
 count python3 tests/test_gguf.py "$BUILD"
