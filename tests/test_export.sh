@@ -26,27 +26,19 @@ fail() { echo "FAIL $1${2:+: $2}"; FAIL=$((FAIL + 1)); }
 # ./export's code: header vs config.json, CRCs, offsets, tokenizer records vs
 # tokenizer.json (or tok=llama2.c tokenizer.bin), every weight vs the safetensors
 # values (f32: bit-exact; q8_0: |q*scale - x| <= scale/2). key=value pairs are
-# expected header fields (lists comma-separated, text as-is).
+# expected header fields (lists comma-separated, text as-is). The header's fields are
+# read by name through export's table (tests/header.py), which tests/test_format.py
+# holds to FORMAT.md's and run.c's.
 cat > "$TMP/verify.py" <<'EOF'
 import json, os, struct, sys, zlib
+sys.dont_write_bytecode = True
+sys.path.insert(0, "tests")
+import header   # the header's fields by name, through export's table
 
 out, src = sys.argv[1], sys.argv[2]
 opts = dict(a.split("=", 1) for a in sys.argv[3:])
 d = open(out, "rb").read()
-FIELDS = """0 4s magic|4 I version|8 I header_bytes|12 I reserved0|16 I dim|20 I hidden_dim
-|24 I n_layers|28 I n_heads|32 I n_kv_heads|36 I head_dim|40 I vocab_size|44 I max_seq_len
-|48 f rope_theta|52 f norm_eps|56 I rope_type|60 f rope_factor|64 f rope_low_freq_factor
-|68 f rope_high_freq_factor|72 I rope_original_max_pos|76 I qkv_bias|80 I tied_embeddings
-|84 I weight_type|88 I group_size|92 I tokenizer_type|96 I pretokenizer|100 I normalizer
-|104 I ignore_merges|108 i bos_id|112 I add_bos|116 I n_merges|120 I n_stop|124 8i stop_ids
-|156 i eot_id|160 I chat_template|164 I default_system_offset|168 I default_system_bytes
-|172 I reserved1|176 Q tokens_offset|184 Q merges_offset|192 Q strings_offset
-|200 Q strings_bytes|208 Q weights_offset|216 Q file_bytes|224 I meta_crc32|228 I weights_crc32"""
-h = {}
-for f in FIELDS.replace("\n", "").split("|"):
-    off, fmt, name = f.split()
-    v = struct.unpack_from("<" + fmt, d, int(off))
-    h[name] = list(v) if len(v) > 1 else v[0]
+h = header.read(d)
 errors = []
 
 def expect(what, got, want):
@@ -57,7 +49,7 @@ def f32(x):
     return struct.unpack("<f", struct.pack("<f", x))[0]
 
 # --- layout and CRCs
-expect("magic", h["magic"], b"RUNC"); expect("version", h["version"], 1)
+expect("magic", d[:4], b"RUNC"); expect("version", h["version"], 1)
 expect("header_bytes", h["header_bytes"], 256)
 expect("file_bytes", h["file_bytes"], len(d))
 expect("weights_offset % 64", h["weights_offset"] % 64, 0)
@@ -65,10 +57,13 @@ expect("tokens_offset", h["tokens_offset"], 256)
 expect("merges_offset", h["merges_offset"], 256 + 16 * h["vocab_size"])
 expect("strings_offset", h["strings_offset"], h["merges_offset"] + 12 * h["n_merges"])
 expect("weights after strings", h["strings_offset"] + h["strings_bytes"] <= h["weights_offset"], True)
-meta = bytearray(d[:h["weights_offset"]]); meta[224:232] = bytes(8)
+meta = bytearray(d[:h["weights_offset"]]); header.put(meta, "meta_crc32", 0); header.put(meta, "weights_crc32", 0)
 expect("meta_crc32", h["meta_crc32"], zlib.crc32(meta))
 expect("weights_crc32", h["weights_crc32"], zlib.crc32(d[h["weights_offset"]:]))
-expect("reserved", (h["reserved0"], h["reserved1"], d[232:256]), (0, 0, bytes(24)))
+covered = {f.offset + i for f in header.FIELDS.values() for i in range(struct.calcsize("<" + f.fmt))}
+expect("reserved bytes", bytes(d[i] for i in range(256) if i not in covered), bytes(256 - len(covered)))
+expect("sampling defaults (greedy, no repetition penalty)", [h[k] for k in
+       ("default_temperature", "default_top_p", "default_top_k", "default_repetition_penalty")], [0, 0, 0, 0])
 stops = h["stop_ids"][:h["n_stop"]]
 expect("unused stop ids", h["stop_ids"][h["n_stop"]:], [-1] * (8 - h["n_stop"]))
 
@@ -109,7 +104,7 @@ for k, v in opts.items():
 
 # --- tokenizer records
 V = h["vocab_size"]
-rec = [struct.unpack_from("<IIfI", d, 256 + 16 * i) for i in range(V)]
+rec = [struct.unpack_from("<IIfI", d, h["tokens_offset"] + 16 * i) for i in range(V)]
 strings = d[h["strings_offset"]:h["strings_offset"] + h["strings_bytes"]]
 piece = lambda i: strings[rec[i][0]:rec[i][0] + rec[i][1]]
 if "tok" in opts:                 # llama2.c tokenizer.bin
@@ -287,9 +282,12 @@ echo "== llama2.c checkpoint"
 if [ -f "$S260/stories260K.bin" ]; then
     export_ok "export stories260K.bin" "$TMP/s260.bin" --tokenizer "$S260/tok512.bin" "$S260/stories260K.bin"
     if python3 - "$TMP/s260.bin" "$TMP/stories260K-hf.bin" <<'EOF'
-import struct, sys
+import sys
+sys.dont_write_bytecode = True
+sys.path.insert(0, "tests")
+import header
 a, b = (open(p, "rb").read() for p in sys.argv[1:])
-wa, wb = (struct.unpack_from("<Q", x, 208)[0] for x in (a, b))
+wa, wb = (header.get(x, "weights_offset") for x in (a, b))
 sys.exit(0 if a[wa:] == b[wb:] and len(a[wa:]) > 0 else 1)
 EOF
     then pass "stories260K.bin weights == stories260K-hf weights (q/k permuted to rotate_half)"
@@ -298,11 +296,16 @@ EOF
     # and top-p 0.9 against transformers' greedy default) and so the header checksum.
     if python3 - "$TMP/s260.bin" "$TMP/stories260K-hf.bin" <<'EOF'
 import struct, sys
+sys.dont_write_bytecode = True
+sys.path.insert(0, "tests")
+import header
 a, b = (bytearray(open(p, "rb").read()) for p in sys.argv[1:])
-ok = struct.unpack_from("<ffI", a, 232) == struct.unpack_from("<ffI", struct.pack("<ffI", 1.0, 0.9, 0))
-ok &= struct.unpack_from("<ffI", b, 232) == (0.0, 0.0, 0)
-a[224:228] = b[224:228] = bytes(4)
-a[232:244] = b[232:244] = bytes(12)
+SAMPLING = ("default_temperature", "default_top_p", "default_top_k", "default_repetition_penalty")
+ok = [header.get(a, k) for k in SAMPLING] == [1.0, struct.unpack("<f", struct.pack("<f", 0.9))[0], 0, 0]
+ok &= [header.get(b, k) for k in SAMPLING] == [0, 0, 0, 0]
+for x in (a, b):
+    for k in SAMPLING + ("meta_crc32",):
+        header.put(x, k, 0)
 sys.exit(0 if ok and a == b else 1)
 EOF
     then pass "stories260K.bin export == stories260K-hf export (all but llama2.c's sampling defaults)"
@@ -499,10 +502,14 @@ damage "$TMP/sampling" 'g = load("generation_config.json"); g.update(do_sample=T
 export_ok "export with do_sample, temperature, top_p, top_k" "$TMP/sampling.bin" "$TMP/sampling"
 export_ok "export without do_sample" "$TMP/greedy.bin" "$FIX/tiny-qwen2"
 if python3 - "$TMP/sampling.bin" "$TMP/greedy.bin" <<'EOF'
-import struct, sys
-t, p, k = struct.unpack_from("<ffI", open(sys.argv[1], "rb").read(256), 232)
-greedy = struct.unpack_from("<ffI", open(sys.argv[2], "rb").read(256), 232)
-sys.exit(0 if abs(t - 0.7) < 1e-6 and abs(p - 0.8) < 1e-6 and k == 20 and greedy == (0.0, 0.0, 0) else 1)
+import sys
+sys.dont_write_bytecode = True
+sys.path.insert(0, "tests")
+import header
+sampled, greedy = (header.read_file(p) for p in sys.argv[1:3])
+t, p, k = (sampled[f"default_{x}"] for x in ("temperature", "top_p", "top_k"))
+greedy = [greedy[f"default_{x}"] for x in ("temperature", "top_p", "top_k")]
+sys.exit(0 if abs(t - 0.7) < 1e-6 and abs(p - 0.8) < 1e-6 and k == 20 and greedy == [0, 0, 0] else 1)
 EOF
 then pass "do_sample: temperature/top_p/top_k stored; no do_sample: greedy"
 else fail "sampling defaults from generation_config.json"; fi
@@ -531,6 +538,103 @@ c['bos_token'] = '<|begin_of_text|>'; c['eos_token'] = '<|eot_id|>'; save('token
     verify "Llama 3.2 template: chat_template 2, eot <|eot_id|>, no default system" "$TMP/llama32.bin" "$TMP/llama32" \
         chat_template=2 eot_id=1003 bos_id=1000 default_system_bytes=0 stop_ids=0,2,1003
 fi
+
+echo "== repetition_penalty from generation_config.json (transformers applies it in greedy decoding too)"
+copy tiny-qwen2 rep
+damage "$TMP/rep" 'g = load("generation_config.json"); g["repetition_penalty"] = 1.1; save("generation_config.json", g)'
+export_ok "export with repetition_penalty 1.1" "$TMP/rep.bin" "$TMP/rep"
+info=$(./run "$TMP/rep.bin" --info 2>&1)
+if grep -q "repetition_penalty 1.1$" <<<"$info" && python3 - "$TMP/rep.bin" "$TMP/greedy.bin" <<'EOF'
+import struct, sys
+sys.dont_write_bytecode = True
+sys.path.insert(0, "tests")
+import header
+with_penalty, without = (header.read_file(p)["default_repetition_penalty"] for p in sys.argv[1:3])
+sys.exit(0 if with_penalty == struct.unpack("<f", struct.pack("<f", 1.1))[0] and without == 0 else 1)
+EOF
+then pass "repetition_penalty 1.1: header field 1.1 (0 = not set without it), ./run --info shows it"
+else fail "repetition_penalty 1.1 in the header and in ./run --info" "$(grep repetition <<<"$info")"; fi
+neg "repetition_penalty 0" "repetition_penalty must be positive" tiny-qwen2 'g = load("generation_config.json"); g["repetition_penalty"] = 0; save("generation_config.json", g)'
+neg "repetition_penalty a string" "repetition_penalty must be a number" tiny-qwen2 'g = load("generation_config.json"); g["repetition_penalty"] = "1.1"; save("generation_config.json", g)'
+
+# The checks of the header's limits (config.json, a llama2.c header) come before anything
+# is made per layer or per row: under a 1 GB address-space limit and a time limit, a
+# config or header that claims a huge model is refused for what it claims.
+echo "== bounded work before validation (1 GB of address space, 10 s)"
+cat >"$TMP/bounded-export" <<EOF
+#!/bin/sh
+ulimit -v 1000000
+exec timeout 10 "$PWD/export" "\$@"
+EOF
+chmod +x "$TMP/bounded-export"
+bounded() { EXPORT="$TMP/bounded-export" "$@"; }
+bounded neg "num_hidden_layers 10^9 in config.json" "num_hidden_layers = 1000000000 is out of range" tiny-smollm2 'c = load("config.json"); c["num_hidden_layers"] = 10 ** 9; save("config.json", c)'
+bounded neg "vocab_size 2^22 and hidden_size 2^16 in config.json" "implies" tiny-smollm2 'c = load("config.json"); c.update(vocab_size=2 ** 22, hidden_size=2 ** 16); save("config.json", c)'
+python3 - "$TMP" <<'EOF'
+import struct, sys
+tmp = sys.argv[1]
+def write(name, header):
+    open(f"{tmp}/{name}", "wb").write(header + bytes(256 - len(header)))
+write("layers-v1.bin", struct.pack("<Ii7iB", 0x616B3432, 1, 64, 128, 2 ** 24 - 1, 4, 4, 512, 256, 1))
+write("layers-legacy.bin", struct.pack("<7i", 64, 128, 2 ** 24 - 1, 4, 4, 512, 256))
+write("largest.bin", struct.pack("<7i", 2 ** 16, 2 ** 19, 1024, 64, 64, 2 ** 22, 2 ** 22))
+EOF
+bounded refuse "256-byte llama2.c header (version 1) claiming 2^24-1 layers" "n_layers = 16777215 is out of range" "$TMP/out/x.bin" --tokenizer "$S260/tok512.bin" "$TMP/layers-v1.bin"
+bounded refuse "256-byte llama2.c header (legacy) claiming 2^24-1 layers" "n_layers = 16777215 is out of range" "$TMP/out/x.bin" --tokenizer "$S260/tok512.bin" "$TMP/layers-legacy.bin"
+bounded refuse "256-byte llama2.c header claiming the largest model run accepts" "header implies" "$TMP/out/x.bin" --tokenizer "$S260/tok512.bin" "$TMP/largest.bin"
+
+echo "== malformed input: one line naming the file and the problem"
+neg "deeply nested JSON in config.json" "config.json: JSON nested too deeply" tiny-smollm2 'open("config.json", "w").write("[" * 100000 + "]" * 100000)'
+neg "deeply nested JSON in the safetensors header" "model.safetensors: JSON header nested too deeply" tiny-smollm2 'h, d = st_read(); j = b"[" * 100000 + b"]" * 100000; open("model.safetensors", "wb").write(struct.pack("<Q", len(j)) + j + d)'
+neg "a lone surrogate (\\ud800) in tokenizer.json" "tokenizer.json: the string" tiny-smollm2 's = open("tokenizer.json").read(); i = s.index("<|im_end|>"); open("tokenizer.json", "w").write(s[:i] + "\\ud800" + s[i:])'
+neg "a bad escape (\\xZZ) in the chat template's system prompt" "tokenizer_config.json: the chat template's default system prompt has a bad escape" tiny-smollm2 't = load("tokenizer_config.json"); t["chat_template"] = t["chat_template"].replace("You are", "\\xZZYou are", 1); save("tokenizer_config.json", t)'
+neg "an escaped lone surrogate in the chat template's system prompt" "bad escape (surrogates not allowed)" tiny-smollm2 't = load("tokenizer_config.json"); t["chat_template"] = t["chat_template"].replace("You are", "\\ud800You are", 1); save("tokenizer_config.json", t)'
+neg "chat_template.jinja that is not UTF-8" "chat_template.jinja: not UTF-8" tiny-smollm2 't = load("tokenizer_config.json"); del t["chat_template"]; save("tokenizer_config.json", t); open("chat_template.jinja", "wb").write(b"\xff{{ x }}")'
+neg "rope_scaling a list" "rope_scaling must be an object or null" tiny-llama3 'c = load("config.json"); c["rope_scaling"] = [1, 2]; save("config.json", c)'
+neg "rope_scaling.factor a string" "rope_scaling.factor must be a number" tiny-llama3 'c = load("config.json"); c["rope_scaling"]["factor"] = "8"; save("config.json", c)'
+neg "rope_scaling.original_max_position_embeddings 8192.5" "original_max_position_embeddings must be an integer" tiny-llama3 'c = load("config.json"); c["rope_scaling"]["original_max_position_embeddings"] = 8192.5; save("config.json", c)'
+neg "rope_scaling.rope_type a list" "rope type" tiny-llama3 'c = load("config.json"); c["rope_scaling"]["rope_type"] = ["llama3"]; save("config.json", c)'
+neg "post_processor a string" "tokenizer.json: post_processor \"x\" is not an object" tiny-smollm2 't = load("tokenizer.json"); t["post_processor"] = "x"; save("tokenizer.json", t)'
+neg "post_processor Sequence whose processors is a number" "processors 5 is not a list" tiny-smollm2 't = load("tokenizer.json"); t["post_processor"] = {"type": "Sequence", "processors": 5}; save("tokenizer.json", t)'
+neg "TemplateProcessing whose SpecialToken is a string" "TemplateProcessing post_processor other than" tiny-smollm2 't = load("tokenizer.json"); t["post_processor"] = {"type": "TemplateProcessing", "single": [{"SpecialToken": "x"}, {"Sequence": {"id": "A", "type_id": 0}}]}; save("tokenizer.json", t)'
+neg "architectures holding a list" "config.json: architecture" tiny-smollm2 'c = load("config.json"); c["architectures"] = [["LlamaForCausalLM"]]; save("config.json", c)'
+neg "merges an object" "model.merges" tiny-smollm2 't = load("tokenizer.json"); t["model"]["merges"] = {"a": 1}; save("tokenizer.json", t)'
+
+echo "== inputs that are not regular files: refused, no hang"
+bounded neg "a FIFO named model.safetensors" "model.safetensors: not a regular file" tiny-smollm2 'import os; os.remove("model.safetensors"); os.mkfifo("model.safetensors")'
+bounded neg "a FIFO named config.json" "config.json: not a regular file" tiny-smollm2 'import os; os.remove("config.json"); os.mkfifo("config.json")'
+bounded neg "tokenizer.json a link to a device (/dev/zero)" "tokenizer.json: not a regular file" tiny-smollm2 'import os; os.remove("tokenizer.json"); os.symlink("/dev/zero", "tokenizer.json")'
+rm -f "$TMP/src.fifo"; mkfifo "$TMP/src.fifo"
+bounded refuse "a FIFO as SRC" "src.fifo: not a regular file" "$TMP/out/x.bin" "$TMP/src.fifo"
+bounded refuse "a device as --tokenizer" "/dev/zero: not a regular file" "$TMP/out/x.bin" --tokenizer /dev/zero "$S260/stories260K.bin"
+
+echo "== OUT: a symbolic link is followed and kept; anything else not a regular file is refused"
+mkdir -p "$TMP/links"
+ln -sf target.bin "$TMP/links/link.bin"           # the file it points to does not exist yet
+export_ok "export onto a symbolic link to a file not yet there" "$TMP/links/link.bin" "$FIX/tiny-smollm2"
+export_ok "export onto the same link again (its file now there)" "$TMP/links/link.bin" "$FIX/tiny-smollm2"
+if [ -L "$TMP/links/link.bin" ] && [ "$(readlink "$TMP/links/link.bin")" = target.bin ] &&
+    cmp -s "$TMP/links/target.bin" "$TMP/tiny-smollm2.bin" && [ "$(ls "$TMP/links" | wc -l)" -eq 2 ]; then
+    pass "the link stays a link to target.bin, which holds the model, and nothing else is left"
+else fail "export onto a symbolic link" "$(ls -l "$TMP/links")"; fi
+# refuse_out NAME WORD OUT: export onto OUT is refused (one line, exit 1), and OUT is
+# left as it was, with no temporary file beside it
+refuse_out() {
+    local name=$1 word=$2 out=$3 before err rc
+    before=$(stat -c %F "$out")
+    err=$("$TMP/bounded-export" -q "$FIX/tiny-smollm2" "$out" 2>&1 >/dev/null); rc=$?
+    if [ $rc -ne 1 ] || ! grep -qF -- "$word" <<<"$err" || [ "$(grep -c . <<<"$err")" -ne 1 ]; then
+        fail "$name" "exit $rc, want 1 and one line saying '$word': $err"
+    elif [ "$(stat -c %F "$out")" != "$before" ] || ls "$(dirname "$out")" | grep -qF "$(basename "$out").tmp-"; then
+        fail "$name" "$out changed or a temporary file was left"
+    else pass "$name (says '$word')"; fi
+}
+refuse_out "export onto /dev/null (a device)" "/dev/null: not a regular file" /dev/null
+rm -f "$TMP/out.fifo"; mkfifo "$TMP/out.fifo"
+refuse_out "export onto a FIFO" "out.fifo: not a regular file" "$TMP/out.fifo"
+ln -sf /dev/null "$TMP/links/null.bin"
+refuse_out "export onto a link to /dev/null" "null.bin: not a regular file" "$TMP/links/null.bin"
+refuse_out "export onto a folder" "not a regular file" "$TMP/links"
 
 echo "$PASS passed, $FAIL failed"
 [ "$FAIL" -eq 0 ]

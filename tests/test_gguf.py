@@ -34,6 +34,9 @@ import subprocess
 import sys
 import tempfile
 
+sys.dont_write_bytecode = True  # no __pycache__ left in tests/
+import header  # noqa: E402  (the run.c header, through export's table)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIX = os.path.join(ROOT, "tests", "fixtures")
 GG = os.path.join(FIX, "gguf")
@@ -248,21 +251,17 @@ def hf_rows(values, rows, n_heads):
 # ----------------------------------------------------------------------------------
 # run.c model files (FORMAT.md)
 
-HEADER = [(16, "I", "dim"), (20, "I", "hidden_dim"), (24, "I", "n_layers"), (28, "I", "n_heads"),
-          (32, "I", "n_kv_heads"), (36, "I", "head_dim"), (40, "I", "vocab_size"),
-          (44, "I", "max_seq_len"), (48, "f", "rope_theta"), (52, "f", "norm_eps"),
-          (56, "I", "rope_type"), (60, "f", "rope_factor"), (64, "f", "rope_low"),
-          (68, "f", "rope_high"), (72, "I", "rope_orig"), (76, "I", "qkv_bias"), (80, "I", "tied"),
-          (84, "I", "weight_type"), (88, "I", "group_size"), (92, "I", "tokenizer_type"),
-          (96, "I", "pretokenizer"), (100, "I", "normalizer"), (104, "I", "ignore_merges"),
-          (108, "i", "bos_id"), (112, "I", "add_bos"), (116, "I", "n_merges"), (120, "I", "n_stop"),
-          (156, "i", "eot_id"), (160, "I", "chat_template"), (168, "I", "default_system_bytes"),
-          (208, "Q", "weights_offset"), (232, "f", "temperature"), (236, "f", "top_p"), (240, "I", "top_k")]
+# The fields that say where the parts of the file lie, and the checksums: they follow
+# from the rest, and the comparisons of two exports below leave them out.
+LAYOUT = ("tokens_offset", "merges_offset", "strings_offset", "strings_bytes",
+          "default_system_offset", "file_bytes", "meta_crc32", "weights_crc32")
 
 
 def runc_header(b):
-    h = {name: struct.unpack_from("<" + fmt, b, off)[0] for off, fmt, name in HEADER}
-    h["stop_ids"] = list(struct.unpack_from("<8i", b, 124))[:h["n_stop"]]
+    """The header's fields (read through export's table, tests/header.py) but LAYOUT;
+    stop_ids: the n_stop in use."""
+    h = {k: v for k, v in header.read(b).items() if k not in LAYOUT}
+    h["stop_ids"] = h["stop_ids"][:h["n_stop"]]
     return h
 
 
@@ -285,7 +284,7 @@ def runc_tensors(path):
                   (p + "mlp.gate_proj.weight", f * d, 1), (p + "mlp.up_proj.weight", f * d, 1),
                   (p + "mlp.down_proj.weight", d * f, 1)]
     order.append(("model.norm.weight", d, 0))
-    if not h["tied"]:
+    if not h["tied_embeddings"]:
         order.append(("lm_head.weight", v * d, 1))
     pos, out, gs = h["weights_offset"], {}, h["group_size"]
     for name, n, matrix in order:
@@ -724,11 +723,11 @@ def check_quantized_logits(tmp, gguf, ref_dir, llama_cpp, top1, max_kl):
 
 def token_records(b):
     """[(bytes, score, flags)] of a run.c model file's vocabulary."""
-    h = runc_header(b)
-    strings = struct.unpack_from("<Q", b, 192)[0]
+    h = header.read(b)
+    strings, tokens = h["strings_offset"], h["tokens_offset"]
     out = []
     for i in range(h["vocab_size"]):
-        off, n, score, flags = struct.unpack_from("<IIfI", b, 256 + 16 * i)
+        off, n, score, flags = struct.unpack_from("<IIfI", b, tokens + 16 * i)
         out.append((b[strings + off:strings + off + n], score, flags))
     return out
 
@@ -769,7 +768,8 @@ def check_llama3_rope(tmp):
     if exported("tiny-llama3 GGUF, rope_freqs for an original context of 8192", path, out) and \
             exported("tiny-llama3 folder with original_max_position_embeddings 8192", folder, ref):
         h = runc_header(open(out, "rb").read())
-        rope = (h["rope_factor"], h["rope_low"], h["rope_high"], h["rope_orig"])
+        rope = tuple(h[k] for k in ("rope_factor", "rope_low_freq_factor", "rope_high_freq_factor",
+                                   "rope_original_max_pos"))
         check(rope == (32.0, 1.0, 4.0, 8192), f"rope_freqs of context 8192: factor, low, high, context {rope}")
         rel = same_logits(out, ref, "Once upon a time, in a small village", tmp)
         check(rel <= 1e-6, f"rope_freqs of context 8192: the logits of the folder with context 8192 ({rel:.1e})")
@@ -785,7 +785,8 @@ def check_llama3_rope(tmp):
         write_gguf(g, path)
         if exported(f"rope_freqs of factor {factor}, low 1, high 4, context 8192 ({rounding})", path, out):
             h = runc_header(open(out, "rb").read())
-            rope = (h["rope_factor"], h["rope_low"], h["rope_high"], h["rope_orig"], h["rope_type"])
+            rope = tuple(h[k] for k in ("rope_factor", "rope_low_freq_factor", "rope_high_freq_factor",
+                                       "rope_original_max_pos", "rope_type"))
             check(rope == (factor, 1.0, 4.0, 8192, 1), f"... read back as factor, low, high, context {rope[:4]}")
 
 
