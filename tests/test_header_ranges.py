@@ -2,7 +2,7 @@
 """The model file's header against FORMAT.md: every range it states is enforced, and
 --verify accepts an intact file.
 
-    test_header.py RUN MODEL.bin FORMAT.md BUILD_DIR
+    test_header_ranges.py RUN MODEL.bin FORMAT.md BUILD_DIR
 
 MODEL.bin is an f32 model with the default RoPE (tiny-smollm2). For every u32, i32 and
 f32 field of FORMAT.md's header table with a range `lo .. hi`, a copy of the file gets
