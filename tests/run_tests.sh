@@ -189,7 +189,7 @@ patch_file "$bad/vocab.bin" vocab_size 2147483648
 expect_error "vocab size 2^31" "vocab_size" ./run "$bad/vocab.bin" -i hi
 patch_file "$bad/heads.bin" n_kv_heads 3
 expect_error "kv heads that do not divide heads" "n_kv_heads" ./run "$bad/heads.bin" -i hi
-count python3 tests/test_header_ranges.py ./run "$good" FORMAT.md "$BUILD"  # every range FORMAT.md states; --verify
+count python3 tests/test_header_ranges.py ./run "$good" "$BUILD"  # every range FORMAT.md states; --verify
 patch_file "$bad/merges.bin" n_merges 4000000  # n_merges: a merge table far past the end of the file
 expect_error "a table that runs past the end of the file" "outside the file" ./run "$bad/merges.bin" -i hi
 patch_file "$bad/crc.bin" meta_crc32 12345
