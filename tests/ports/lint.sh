@@ -44,7 +44,7 @@ for cc in gcc clang; do
         # SIGINT handler, which only main installs).
         test_flags="-Wno-unused-function"
         [ "$cc" = clang ] && test_flags+=" -Wno-unneeded-internal-declaration"
-        for src in run.c tests/test_*.c; do
+        for src in run.c tests/test_*.c tests/header_fields.c; do
             extra=""
             [ "$src" != run.c ] && extra=$test_flags
             # shellcheck disable=SC2086
