@@ -25,7 +25,8 @@
 # --merge runs libFuzzer's -merge=1 over the committed corpus and FUZZ_BUILD/corpus:
 # the smallest set of inputs with the same coverage replaces the SHA-1-named files of
 # tests/fuzz/corpus/TARGET (regression-* files always stay), and FUZZ_BUILD/corpus is
-# emptied (its inputs are now in the committed corpus).
+# emptied (its inputs are now in the committed corpus; fuzz_load's large ones stay, see
+# committed_max).
 set -u
 cd "$(dirname "$0")/../.."
 
@@ -116,6 +117,14 @@ fuzz_one() {
     return 1
 }
 
+# The largest input --merge commits. fuzz_load's inputs are model files, up to 115 KB of
+# random weights that do not compress: the 200 or so a long run keeps would be 5 MB, so
+# only those up to 16 KB (mutated headers and tokenizer tables of the smallest models)
+# are committed, and the larger ones stay in FUZZ_BUILD/corpus.
+committed_max() {
+    if [ "$1" = fuzz_load ]; then echo 16384; else echo 1000000; fi
+}
+
 # --merge for one target: the committed corpus and FUZZ_BUILD/corpus, minimised into
 # tests/fuzz/corpus (fuzz_load's model files count for coverage but are not kept).
 merge_one() {
@@ -135,10 +144,17 @@ merge_one() {
     before=$(count "tests/fuzz/corpus/$t")
     find "tests/fuzz/corpus/$t" -maxdepth 1 -type f -regextype posix-extended -regex '.*/[0-9a-f]{40}' -delete
     kept=$(sha1sum "tests/fuzz/corpus/$t"/regression-* 2>/dev/null)
-    for f in "$into"/*; do   # (named by the SHA-1 of their content; a regression-* file stays as it is)
-        [ -e "$f" ] && ! grep -q "^$(basename "$f") " <<<"$kept" && cp "$f" "tests/fuzz/corpus/$t/"
-    done
     rm -rf "$B/corpus/$t"
+    mkdir -p "$B/corpus/$t"
+    for f in "$into"/*; do   # (named by the SHA-1 of their content; a regression-* file stays as it is)
+        [ -e "$f" ] || continue
+        grep -q "^$(basename "$f") " <<<"$kept" && continue
+        if [ "$(stat -c %s "$f")" -le "$(committed_max "$t")" ]; then
+            cp "$f" "tests/fuzz/corpus/$t/"
+        else
+            cp "$f" "$B/corpus/$t/"
+        fi
+    done
     after=$(count "tests/fuzz/corpus/$t")
     echo "ok $t: merged, tests/fuzz/corpus/$t has $after inputs (had $before)," \
          "$(du -sk "tests/fuzz/corpus/$t" | cut -f1) KB; $(grep -oE 'MERGE-OUTER: [0-9]+ new files.*' "$log" | tail -n 1)"
