@@ -32,6 +32,9 @@ COMPILERS=${BENCH_COMPILERS:-gcc clang}
 DEADLINE=${BENCH_DEADLINE:-150}
 start=$(date +%s)
 mkdir -p "$B"
+# Ctrl-C stops every step (a run, an export, a build): say so, rather than report the
+# step that was stopped as broken.
+trap 'echo; echo "make bench: interrupted (Ctrl-C); the numbers so far are above" >&2; exit 130' INT
 
 echo "== run.c benchmark =="
 model=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1)
