@@ -1,9 +1,9 @@
 // fuzz_classify.c: libFuzzer target: what -m classify does before and after the model
 // runs: the TSV reader (read_rows), the labels (labels_build: --labels or the file's),
 // each row's prompt (check_rows: the --template filled in, rendered as a chat turn,
-// encoded, and not empty), the matching of a free answer to a label (match_label) and the report
-// (classification_report). The model's part (scoring, generating) is left out: it is
-// the forward pass, which fuzz_load and the golden tests cover.
+// encoded, not empty), the matching of a free answer to a label (match_label) and the
+// report (classification_report). The model's part (scoring, generating) is left out:
+// it is the forward pass, which fuzz_load and the golden tests cover.
 //
 // Input: byte 0 holds flags: bit 0 --labels is given, bit 1 --template is given, bit 2
 // a system prompt (-y) is given, bits 3-4 the model (SmolLM2's ChatML, Llama 3 without
