@@ -374,6 +374,22 @@ static void labels_from_gold(Labels *lb, const char *path, char **gold, int n) {
     }
 }
 
+// --free matches an answer to a label as normalise_label writes both: two labels that
+// it writes the same (POS and pos.) could not be told apart.
+static void refuse_ambiguous(const Labels *lb) {
+    Text a = {0}, b = {0};
+    for (int i = 0; i < lb->n; i++)
+        for (int j = i + 1; j < lb->n; j++) {
+            normalise_label(&a, lb->names[i], strlen(lb->names[i]));
+            normalise_label(&b, lb->names[j], strlen(lb->names[j]));
+            if (!strcmp(a.data, b.data))
+                fatal("--free cannot tell the labels '%s' and '%s' apart (case and punctuation around an "
+                      "answer do not count)", lb->names[i], lb->names[j]);
+        }
+    text_free(&a);
+    text_free(&b);
+}
+
 // --labels, else the file's labels; then each label's tokens. With --labels, every gold
 // label must be one of them: a report over classes that were never asked for would
 // count every such row as wrong, and a misspelt label is then found before the run.
@@ -494,6 +510,7 @@ static void classify_file(Session *ss, const char *path, const ClassifyOptions *
     int n = read_rows(data, size, path, &texts, &gold);
     Labels lb;
     labels_build(&lb, ss->model, co->labels, path, gold, n);
+    if (co->free_answer) refuse_ambiguous(&lb);
     RowPrompts rp = {ss, co, path, "", co->free_answer ? (co->max_new_tokens > 0 ? co->max_new_tokens : 1) : lb.longest, {0}};
     today(rp.date, sizeof(rp.date));
     check_rows(&rp, texts, n);

@@ -483,6 +483,9 @@ def test_classify_limits(run, tmp):
             "more than 1000")
     refused(run, "classify: --labels POS,POS (a label twice)", ["-m", "classify", "-i", small, "--labels", "POS,POS"],
             "'POS' twice")
+    ambiguous = write_tsv(tmp, "ambiguous.tsv", [("fine", "pos"), ("bad", "POS.")])
+    refused(run, "classify --free: labels that differ only in case and punctuation (pos, POS.)",
+            ["-m", "classify", "-i", ambiguous, "--free"], "cannot tell the labels 'pos' and 'POS.' apart")
     for labels in ("POSITIVE,,NEGATIVE", "POSITIVE,NEGATIVE,", ",POSITIVE,NEGATIVE"):
         refused(run, f"classify: --labels {labels} (an empty label)", ["-m", "classify", "-i", small, "--labels", labels],
                 "empty label")
