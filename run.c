@@ -474,7 +474,7 @@ static void residual(float *x, const float *delta, size_t n) {
 
 // The prompt goes through the network this many tokens at a time (one token at a time
 // while generating). Larger blocks reuse each weight more often but need more memory.
-#define BATCH 32
+#define BATCH 96
 
 // The activations of a block of tokens and the KV cache of all tokens so far.
 typedef struct {
@@ -490,7 +490,8 @@ typedef struct {
     float *key_cache;   // (n_layers, n_kv_heads, seq_len, head_dim): each head's keys
     float *value_cache; // (n_layers, n_kv_heads, seq_len, head_dim)   one after another
     int16_t *xq;        // (BATCH, max(dim, q_dim, hidden_dim)) q8_0 activations
-    float *xs;          // (BATCH, max(dim, q_dim, hidden_dim)) their scales
+    float *xs;          // (2 * BATCH, max(dim, q_dim, hidden_dim)) their scales; section 7
+                        // packs a block's activations after them
     float *rope_cos;    // (BATCH, head_dim / 2) cos(pos * inv_freq) of each token
     float *rope_sin;    // (BATCH, head_dim / 2)
 } RunState;
@@ -609,7 +610,7 @@ static void runstate_build(RunState *s, const Config *c, int seq_len) {
     s->key_cache = xcalloc(cache, sizeof(float));
     s->value_cache = xcalloc(cache, sizeof(float));
     s->xq = xcalloc(BATCH * widest, sizeof(int16_t));
-    s->xs = xcalloc(BATCH * widest, sizeof(float));
+    s->xs = xcalloc(2 * BATCH * widest, sizeof(float));
     s->rope_cos = xcalloc(BATCH * half, sizeof(float));
     s->rope_sin = xcalloc(BATCH * half, sizeof(float));
 }
@@ -1299,11 +1300,12 @@ int main(int argc, char **argv) {
 // 7. The same results, faster
 //
 // matmul and attention of sections 2 and 3, organised for the hardware: what `make`
-// builds (`make reference` leaves this section out). Every result is computed with the
-// same arithmetic whatever the block of tokens, so a prompt gives the same logits in
-// blocks or token by token, with or without OpenMP. They differ from the plain loops
-// only in the order of the f32 additions (16 lanes here, one running sum there): the
-// tests hold the two builds within a stated bound; q8_0 sums are integers, identical.
+// builds (`make reference` leaves this section out). The results are the same with or
+// without OpenMP, and differ from the plain loops only in the order of some f32
+// additions: a single token's dot products and the attention scores are added in 16
+// lanes here, in one running sum there (a prompt's matrix products go in one running
+// sum here too). The tests hold the two builds, and a prompt in blocks against token by
+// token, within a stated bound; q8_0's group sums are exact integers either way.
 #ifndef REFERENCE
 
 // Loops with less work than this many multiply-adds run on one thread: starting a
@@ -1366,67 +1368,160 @@ static void dot4(float out[4], const float *w, const float *x, size_t stride, in
     }
 }
 
-// dot_q8 of one row with four token rows at once (see dot4), with identical results.
-// The activations are int8 values kept in int16: an int8 weight times an int16
-// activation summed into int32 is the pattern compilers turn into 16-bit multiply-add
-// instructions (x86 vpmaddwd or vpdpwssd, Arm smlal), twice as fast as widening two
-// int8 operands every time. Integer sums are exact, so they may go in any order.
-static void dot4_q8(float out[4], const int8_t *w, const float *w_scale, const int16_t *x, const float *x_scale,
-                    int n, int g) {
-    int groups = n / g;
-    const int16_t *x0 = x, *x1 = x + n, *x2 = x + 2 * (size_t)n, *x3 = x + 3 * (size_t)n;
-    const float *s0 = x_scale, *s1 = s0 + groups, *s2 = s1 + groups, *s3 = s2 + groups;
-    out[0] = out[1] = out[2] = out[3] = 0.0f;
-    for (int b = 0; b < groups; b++) {
-        size_t o = (size_t)b * g;
-        int32_t i0 = 0, i1 = 0, i2 = 0, i3 = 0;
-        for (int j = 0; j < g; j++) {
-            int32_t wj = w[o + j];
-            i0 += wj * x0[o + j];
-            i1 += wj * x1[o + j];
-            i2 += wj * x2[o + j];
-            i3 += wj * x3[o + j];
-        }
-        float ws = w_scale[b];
-        out[0] += (float)i0 * ws * s0[b];
-        out[1] += (float)i1 * ws * s1[b];
-        out[2] += (float)i2 * ws * s2[b];
-        out[3] += (float)i3 * ws * s3[b];
-    }
-}
-
 // Weight rows per tile in matmul_fast (see there).
 #define ROW_TILE 16
 
 static int row_tiles(const Matrix *W) { return (W->rows + ROW_TILE - 1) / ROW_TILE; }
 
-// Rows start..end of W against tokens t..t+3 (or fewer at the end of the block).
+// Rows start..end of W against tokens t..t+3 (or fewer at the end of the block), for
+// blocks too short to pack (below). q8_0 runs dot_q8 of section 2: its activations are
+// int8 values kept in int16, and an int8 weight times an int16 activation summed into
+// int32 is the pattern compilers turn into 16-bit multiply-add instructions (x86
+// vpmaddwd or vpdpwssd, Arm smlal), twice as fast as widening two int8 operands.
 static void tile_rows(const Projection *p, int start, int end, const float *x, const int16_t *xq, const float *xs,
                       int t, int n) {
     const Matrix *W = p->W;
     int rows = W->rows, cols = W->cols, g = W->group_size;
     float o[4] = {0};
     for (int i = start; i < end; i++) {
-        if (W->w) {
-            const float *row = W->w + (size_t)i * cols;
-            if (n - t >= 4) dot4(o, row, x + (size_t)t * cols, (size_t)cols, cols);
-            else
-                for (int u = 0; u < n - t; u++) o[u] = dot_lanes(row, x + (size_t)(t + u) * cols, cols);
-        } else {
-            const int8_t *row = W->q + (size_t)i * cols;
-            const float *scale = W->s + (size_t)i * (cols / g);
-            if (n - t >= 4) dot4_q8(o, row, scale, xq + (size_t)t * cols, xs + (size_t)t * (cols / g), cols, g);
-            else
-                for (int u = 0; u < n - t; u++) {
-                    const int16_t *xu = xq + (size_t)(t + u) * cols;
-                    const float *su = xs + (size_t)(t + u) * (cols / g);
-                    // g as the constant 64 (the usual group size) lets the compiler
-                    // unroll the group loop of the inlined dot_q8
-                    o[u] = g == 64 ? dot_q8(row, scale, xu, su, cols, 64) : dot_q8(row, scale, xu, su, cols, g);
-                }
-        }
+        if (W->w && n - t >= 4) dot4(o, W->w + (size_t)i * cols, x + (size_t)t * cols, (size_t)cols, cols);
+        else if (W->w)
+            for (int u = 0; u < n - t; u++) o[u] = dot_lanes(W->w + (size_t)i * cols, x + (size_t)(t + u) * cols, cols);
+        else
+            for (int u = 0; u < 4 && t + u < n; u++) {
+                const int8_t *row = W->q + (size_t)i * cols;
+                const float *scale = W->s + (size_t)i * (cols / g), *su = xs + (size_t)(t + u) * (cols / g);
+                const int16_t *xu = xq + (size_t)(t + u) * cols;
+                // g as the constant 64 (the usual group size) lets the compiler unroll
+                // the group loop of the inlined dot_q8
+                o[u] = g == 64 ? dot_q8(row, scale, xu, su, cols, 64) : dot_q8(row, scale, xu, su, cols, g);
+            }
         float b = p->bias ? p->bias[i] : 0.0f;
         for (int u = 0; u < 4 && t + u < n; u++) p->out[(size_t)(t + u) * rows + i] = o[u] + b;
+    }
+}
+
+// f32 prefill. The block's activations are first packed transposed, xt (cols, PACK):
+// the PACK tokens' values of column j side by side. A tile of TILE_ROWS weight rows
+// then runs against all of them,
+//   acc[r][t] += w[r][j] * xt[j][t]     for j = 0 .. cols - 1,
+// each weight loaded once for PACK multiply-adds (dot4 loads an activation for each),
+// into 192 sums that stay in vector registers (12 of AVX-512's 32, or 24 at 256 bits).
+// Of the shapes tried, this is one that both GCC and clang keep in registers (4 x 32:
+// clang vectorised across the rows, with gathers, 20x slower).
+//
+// Each sum goes over j in order, one multiply-add at a time: exactly dot() of section 2,
+// to the last bit. A single token (generating) is added in 16 lanes instead
+// (dot_lanes): the two differ in rounding only.
+#define PACK 48
+#define TILE_ROWS 4
+#define PACK_MIN 16  // fewer tokens: tile_rows, as padding them to PACK would waste more
+_Static_assert(BATCH % PACK == 0, "RunState.xs has room for the packed tokens of whole blocks only");
+
+// xt (cols, PACK) <- x (n, cols), or xq (n, cols) unless NULL; n <= PACK, and tokens
+// n .. PACK-1 are zeros.
+static void pack_block(float *xt, const float *x, const int16_t *xq, int n, int cols) {
+    for (int j = 0; j < cols; j++)
+        for (int t = 0; t < PACK; t++) {
+            size_t at = (size_t)t * cols + j;
+            xt[(size_t)j * PACK + t] = t >= n ? 0.0f : xq ? (float)xq[at] : x[at];
+        }
+}
+
+// out[t * out_stride + r] = w_r . x_t for the TILE_ROWS rows w_r = w + r * cols and the
+// first n tokens of the packed block xt (cols, PACK). (restrict, the promise that out
+// overlaps neither: without it clang keeps the sums in memory, twice as slow.)
+static void tile_f32(float *restrict out, size_t out_stride, const float *restrict w, int cols, const float *restrict xt,
+                     int n) {
+    float acc[TILE_ROWS][PACK] = {{0}};
+    for (int j = 0; j < cols; j++) {
+        const float *xj = xt + (size_t)j * PACK;
+        for (int r = 0; r < TILE_ROWS; r++) {
+            float wr = w[(size_t)r * cols + j];
+            for (int t = 0; t < PACK; t++) acc[r][t] += wr * xj[t];
+        }
+    }
+    for (int t = 0; t < n; t++)
+        for (int r = 0; r < TILE_ROWS; r++) out[(size_t)t * out_stride + r] = acc[r][t];
+}
+
+// q8_0 prefill runs the same tile on the integer values as floats. A product of int8
+// values is at most 128 * 127 in size, and a group of at most 64 of them adds up to less
+// than 2^24, below which float represents every integer: so the float sums acc are
+// dot_q8's exact integer group sums, in whatever order. Each group then goes into the
+// result as in dot_q8, sum += acc * w_scale * x_scale, so prefill and generation agree
+// to the last bit. xt holds the block's int8 activations as floats, xs their scales
+// (n, cols / g); the tile's weights are converted as they are used.
+static void tile_q8(float *restrict out, size_t out_stride, const int8_t *restrict w, const float *restrict w_scales,
+                    int cols, int g, const float *restrict xt, const float *restrict xs, int n) {
+    int groups = cols / g;
+    float sum[TILE_ROWS][PACK] = {{0}}, x_scale[PACK] = {0};
+    for (int b = 0; b < groups; b++) {
+        float acc[TILE_ROWS][PACK] = {{0}};
+        for (int j = b * g; j < (b + 1) * g; j++) {
+            const float *xj = xt + (size_t)j * PACK;
+            for (int r = 0; r < TILE_ROWS; r++) {
+                float wr = (float)w[(size_t)r * cols + j];
+                for (int t = 0; t < PACK; t++) acc[r][t] += wr * xj[t];
+            }
+        }
+        for (int t = 0; t < n; t++) x_scale[t] = xs[(size_t)t * groups + b];
+        for (int r = 0; r < TILE_ROWS; r++) {
+            float w_scale = w_scales[(size_t)r * groups + b];
+            for (int t = 0; t < PACK; t++) sum[r][t] += acc[r][t] * w_scale * x_scale[t];
+        }
+    }
+    for (int t = 0; t < n; t++)
+        for (int r = 0; r < TILE_ROWS; r++) out[(size_t)t * out_stride + r] = sum[r][t];
+}
+
+static int packed_tiles(const Matrix *W) { return (W->rows + TILE_ROWS - 1) / TILE_ROWS; }
+
+// Rows r0 .. r0 + TILE_ROWS - 1 of p's matrix (fewer at its end) against tokens
+// t0 .. t0 + n - 1 of x (their rows, cols), or for q8_0 xq and xs (see tile_rows), which
+// xt holds packed.
+static void packed_rows(const Projection *p, int r0, const float *x, const int16_t *xq, const float *xs,
+                        const float *xt, int t0, int n) {
+    const Matrix *W = p->W;
+    int rows = W->rows, cols = W->cols, g = W->group_size, end = r0 + TILE_ROWS < rows ? r0 + TILE_ROWS : rows;
+    float *out = p->out + (size_t)t0 * rows;
+    if (end - r0 == TILE_ROWS && W->q)
+        tile_q8(out + r0, (size_t)rows, W->q + (size_t)r0 * cols, W->s + (size_t)r0 * (cols / g), cols, g, xt,
+                xs + (size_t)t0 * (cols / g), n);
+    else if (end - r0 == TILE_ROWS)
+        tile_f32(out + r0, (size_t)rows, W->w + (size_t)r0 * cols, cols, xt, n);
+    else  // the last rows of a matrix whose row count is not a multiple of TILE_ROWS
+        for (int t = t0; t < t0 + n; t++)
+            for (int i = r0; i < end; i++)
+                out[(size_t)(t - t0) * rows + i] = W->q ? dot_q8(W->q + (size_t)i * cols, W->s + (size_t)i * (cols / g),
+                                                                 xq + (size_t)t * cols, xs + (size_t)t * (cols / g), cols, g)
+                                                        : dot(W->w + (size_t)i * cols, x + (size_t)t * cols, cols);
+    for (int t = 0; t < n && p->bias; t++)
+        for (int i = r0; i < end; i++) out[(size_t)t * rows + i] += p->bias[i];
+}
+
+// matmul_fast for n >= PACK_MIN tokens (see packed_rows for x, xq, xs). xt: room for
+// the packed blocks, (ceil(n / PACK), cols, PACK). The threads pack the blocks, then
+// share the tiles of all projections; each tile runs against every block while its rows
+// (TILE_ROWS x cols) are in the L1 cache.
+static void matmul_packed(const Projection *p, int count, const float *x, const int16_t *xq, const float *xs, int n,
+                          float *xt) {
+    int cols = p[0].W->cols, blocks = (n + PACK - 1) / PACK, tiles = 0;
+    for (int k = 0; k < count; k++) tiles += packed_tiles(p[k].W);
+    #pragma omp parallel
+    {
+        #pragma omp for schedule(static)
+        for (int b = 0; b < blocks; b++)
+            pack_block(xt + (size_t)b * cols * PACK, x + (size_t)b * PACK * cols,
+                       p[0].W->q ? xq + (size_t)b * PACK * cols : NULL, n - b * PACK < PACK ? n - b * PACK : PACK, cols);
+        #pragma omp for schedule(static)
+        for (int tile = 0; tile < tiles; tile++) {
+            int k = 0, first = tile;  // this tile is tile `first` of projection k
+            while (first >= packed_tiles(p[k].W)) first -= packed_tiles(p[k].W), k++;
+            for (int b = 0; b < blocks; b++)
+                packed_rows(&p[k], first * TILE_ROWS, x, xq, xs, xt + (size_t)b * cols * PACK, b * PACK,
+                            n - b * PACK < PACK ? n - b * PACK : PACK);
+        }
     }
 }
 
@@ -1445,6 +1540,10 @@ static void matmul_fast(const Projection *p, int count, const float *x, int n, i
         for (int t = 0; t < n; t++)
             quantize_q8(xq + (size_t)t * W0->cols, xs + (size_t)t * (W0->cols / W0->group_size),
                         x + (size_t)t * W0->cols, W0->cols, W0->group_size);
+    if (n >= PACK_MIN) {  // xs has room for the packed blocks after the scales
+        matmul_packed(p, count, x, xq, xs, n, xs + (size_t)n * W0->cols);
+        return;
+    }
     int tiles = 0;
     for (int k = 0; k < count; k++) tiles += row_tiles(p[k].W);
     #pragma omp parallel for schedule(static) if ((int64_t)tiles * ROW_TILE * W0->cols * n >= PARALLEL_WORK)

@@ -7,12 +7,18 @@
 // reference's greedy tokens are fed one at a time through our KV-cached forward pass;
 // at every step our argmax must equal the reference's greedy id, and at every listed
 // position our logits must be within TOLERANCE (default 1e-4) of the reference's.
-// Either way the prompt must give the same logits in prefill blocks as token by token;
+// Either way the prompt must give the same logits in prefill blocks as token by token,
+// up to float rounding: within BATCH_BOUND of the row's largest |logit|. (The fast f32
+// kernels add a prefill block's dot products in one running sum, as the plain loops
+// do, and a single token's in 16 lanes; q8_0's blocks and single tokens agree to the
+// last bit.)
 // `consistency` checks only that (for q8_0 files, which are not meant to match exactly).
 #define TESTING
 #include "../run.c"
 
 #include "test_util.h"
+
+#define BATCH_BOUND 1e-5f   // as test_reference.py's BOUND for the fast against the plain loops
 
 typedef struct {
     char name[64];
@@ -99,9 +105,14 @@ int main(int argc, char **argv) {
                     if (!(d <= max_diff[b])) max_diff[b] = d;  // NaN counts as a failure
                 }
             }
-        for (size_t i = 0; i < (size_t)n_total * V; i++) {
-            float d = fabsf(ours[0][i] - ours[1][i]);
-            if (!(d <= batch_diff)) batch_diff = d;
+        for (int pos = 0; pos < n_total; pos++) {  // relative to the row's largest |logit|
+            const float *a = ours[0] + (size_t)pos * V, *b = ours[1] + (size_t)pos * V;
+            float largest = 0.0f, d = 0.0f;
+            for (int j = 0; j < V; j++) largest = fabsf(a[j]) > largest ? fabsf(a[j]) : largest;
+            for (int j = 0; j < V; j++)
+                if (!(fabsf(a[j] - b[j]) <= d)) d = fabsf(a[j] - b[j]);
+            float rel = d / (largest > 0.0f ? largest : 1.0f);
+            if (!(rel <= batch_diff)) batch_diff = rel;  // NaN counts as a failure
         }
         int ok = first_bad_step < 0 && max_diff[0] <= tol;
         if (!consistency_only) printf("%s %s/%s: %d prompt + %d greedy ids%s, %dx%d logits max |diff| %.2e (tolerance %.0e)\n",
@@ -109,9 +120,10 @@ int main(int argc, char **argv) {
                first_bad_step < 0 ? " identical" : " DIFFER", c.rows, V, max_diff[0], tol);
         if (first_bad_step >= 0 && !consistency_only) printf("    first greedy mismatch at step %d\n", first_bad_step);
         failed += !ok && !consistency_only;
-        ok = (max_diff[1] <= tol || consistency_only) && batch_diff <= 1e-5f;
-        printf("%s %s/%s: batched prefill (blocks of %d) max |diff| %.2e to the reference, %.2e to token by token\n",
-               ok ? "ok" : "FAIL", argv[2], c.name, BATCH, max_diff[1], batch_diff);
+        ok = (max_diff[1] <= tol || consistency_only) && batch_diff <= BATCH_BOUND;
+        printf("%s %s/%s: batched prefill (blocks of %d) max |diff| %.2e to the reference, %.2e of the largest "
+               "|logit| to token by token (bound %.0e)\n",
+               ok ? "ok" : "FAIL", argv[2], c.name, BATCH, max_diff[1], batch_diff, (double)BATCH_BOUND);
         failed += !ok;
         free(ours[0]);
         free(ours[1]);
