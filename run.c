@@ -1424,7 +1424,9 @@ static void pack_block(float *xt, const float *x, const int16_t *xq, int n, int 
     for (int j = 0; j < cols; j++)
         for (int t = 0; t < PACK; t++) {
             size_t at = (size_t)t * cols + j;
-            xt[(size_t)j * PACK + t] = t >= n ? 0.0f : xq ? (float)xq[at] : x[at];
+            float v = 0.0f;
+            if (t < n) v = xq ? (float)xq[at] : x[at];
+            xt[(size_t)j * PACK + t] = v;
         }
 }
 

@@ -8,9 +8,9 @@ For every case of FIXTURE_DIR/reference.json, both programs run the prompt greed
 --ignore-eos and --dump-logits. Checked, one ok/FAIL line each:
 - both print the same text (the same greedy ids);
 - the logits differ by float rounding only, at most BOUND relative to the largest logit
-  of the row: the fast kernels add each f32 dot product (the f32 weights, and the
-  attention scores of both f32 and q8_0 models) in 16 lanes, the plain loops in one
-  running sum. q8_0's int8 sums are exact integers, but its activations are rounded to
+  of the row: the fast kernels add a single token's f32 dot products (the f32 weights,
+  and the attention scores of both f32 and q8_0 models) in 16 lanes, the plain loops in
+  one running sum. q8_0's int8 sums are exact integers, but its activations are rounded to
   int8 after f32 steps, and a value that lands within rounding of a .5 boundary can
   round one way in one build and the other way in the other: one int8 step in one
   activation moves the logits by up to a few % (measured on the fixtures with the
