@@ -12,22 +12,13 @@ raw logits that --dump-logits writes. One ok/FAIL line per check; exit 1 if any 
 """
 import json
 import os
-import stat
 import struct
 import subprocess
 import sys
 
 RUN, MODEL, FIXTURE, BUILD = sys.argv[1:5]
-failed = 0
-
-
-def check(ok, what, detail=""):
-    global failed
-    print(f"{'ok' if ok else 'FAIL'} {what}")
-    if not ok:
-        failed += 1
-        if detail:
-            print("    " + detail.replace("\n", "\n    ")[:600])
+sys.dont_write_bytecode = True  # no __pycache__ left in tests/
+from oracle import check, decode, exit_status  # noqa: E402  (tests/oracle.py)
 
 
 def run(*args, stdin=b""):
@@ -151,29 +142,11 @@ def logits_rows(path, vocab):
     return [vals[i * vocab:(i + 1) * vocab] for i in range(n)]
 
 
-def byte_level_decoder():
-    """id -> bytes for a byte-level BPE tokenizer.json (GPT-2's bytes_to_unicode, inverted)."""
-    tok = json.load(open(os.path.join(FIXTURE, "tokenizer.json")))
-    printable = list(range(33, 127)) + list(range(161, 173)) + list(range(174, 256))
-    chars, extra = {}, 0
-    for b in range(256):
-        if b in printable:
-            chars[chr(b)] = b
-        else:
-            chars[chr(256 + extra)] = b
-            extra += 1
-    pieces = {i: bytes(chars[c] for c in t) for t, i in tok["model"]["vocab"].items()}
-    for added in tok.get("added_tokens", []):
-        pieces[added["id"]] = added["content"].encode()
-    return pieces
-
-
 def repetition_penalty():
     vocab = json.load(open(os.path.join(FIXTURE, "config.json")))["vocab_size"]
     prompt = "Once upon a time, in a small village"
     ids = [int(x) for x in run(MODEL, "-m", "tokenize", "-i", prompt).stdout.split()]
     dump = os.path.join(BUILD, "cli-penalty.f32")
-    pieces = byte_level_decoder()
     for penalty in (1.3, 0.8):
         p = run(MODEL, "-m", "generate", "-i", prompt, "-n", "12", "-t", "0", "--ignore-eos", "--stats", "off",
                 "--repeat-penalty", str(penalty), "--dump-logits", dump)
@@ -188,7 +161,7 @@ def repetition_penalty():
             best = max(range(vocab), key=lambda i: (row[i], -i))
             expected.append(best)
             seq.append(best)
-        text = b"".join(pieces[i] for i in expected).decode("utf-8", errors="replace") + "\n"
+        text = decode(os.path.join(FIXTURE, "tokenizer.json"), expected) + "\n"
         plain = run(MODEL, "-m", "generate", "-i", prompt, "-n", "12", "-t", "0", "--ignore-eos", "--stats", "off")
         check(p.returncode == 0 and p.stdout.decode("utf-8", errors="replace") == text,
               f"--repeat-penalty {penalty}: each greedy token is the argmax of transformers' penalised logits",
@@ -211,4 +184,4 @@ chat_commands()
 settings()
 learners()
 repetition_penalty()
-sys.exit(1 if failed else 0)
+sys.exit(exit_status())
