@@ -59,7 +59,7 @@ FORCE:
 test: run
 	bash tests/run_tests.sh
 
-# Mutation testing (not part of CI; about an hour on 2 cores): the small bugs listed in
+# Mutation testing (not part of CI; 25-60 minutes on 2 cores): the small bugs listed in
 # tests/mutants.txt, put one at a time into a copy of the repository, with the suite run
 # on each; prints the share of them that the suite catches and the ones it misses.
 # ONLY=name,name runs just those mutants.
@@ -123,7 +123,7 @@ help:
 	@echo "make demo       download and export SmolLM2-135M-Instruct, then ask it a question"
 	@echo "make bench      speed of f32 and q8_0 on SmolLM2-135M shapes against the memory bandwidth"
 	@echo "make test       run the test suite"
-	@echo "make mutate     how many of tests/mutants.txt's bugs the suite catches (~1 h; ONLY=a,b)"
+	@echo "make mutate     how many of tests/mutants.txt's bugs the suite catches (~30 min; ONLY=a,b)"
 	@echo "make check-asan run the test suite under ASan + UBSan"
 	@echo "make check-valgrind  generate and chat under valgrind memcheck"
 	@echo "make fuzz [FUZZ_SECONDS=N]  run the libFuzzer targets of tests/fuzz/, N seconds each"
