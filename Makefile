@@ -110,7 +110,9 @@ windows-test:
 	WARN="$(WARN)" bash tests/ports/windows-test.sh
 
 clean:
-	rm -rf run run.exe .build-flags tests/build bench/build
+	rm -rf run run.exe .build-flags tests/build
+	git worktree remove --force bench/build/baseline 2>/dev/null || true
+	rm -rf bench/build
 
 # WARN, for the scripts of tests/ports/ when they are run directly rather than by make.
 print-warn:

@@ -20,7 +20,7 @@
 # broken (a build, run or the f32 export fails). Environment: BENCH_THREADS (default
 # "1 2"), BENCH_COMPILERS (default "gcc clang"), BENCH_RUNS (default 3), BENCH_CONTEXT
 # (default 1024), BENCH_DEADLINE (seconds of timings after which each measurement is
-# one run; default 150), CFLAGS.
+# one run; default 150), BENCH_BASELINE (a commit to time beside this tree), CFLAGS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -104,6 +104,16 @@ for cc in $COMPILERS; do
     eval "${cmd/ -o run / -o $B/run-$cc }"
     echo "$cc: $B/run-$cc ($("$cc" --version | head -n 1))"
     runs+=("$cc=$B/run-$cc")
+    # BENCH_BASELINE=REV: the same program at an earlier commit, built by that commit's
+    # own Makefile, timed in the same sitting (rows "gcc@REV"), for before/after tables.
+    if [ -n "${BENCH_BASELINE:-}" ]; then
+        base="$B/baseline"
+        [ -d "$base" ] || git worktree add -q --detach "$base" "$BENCH_BASELINE"
+        git -C "$base" checkout -q --detach "$BENCH_BASELINE"
+        rm -f "$base/run" && make -s -C "$base" run CC="$cc" >/dev/null
+        cp "$base/run" "$B/run-$cc-base"
+        runs+=("$cc@$BENCH_BASELINE=$B/run-$cc-base")
+    fi
 done
 [ ${#runs[@]} -gt 0 ] || { echo "bench: no compiler builds run" >&2; exit 1; }
 
