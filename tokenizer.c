@@ -670,21 +670,13 @@ static const char *check_spec(const TokenizerSpec *s) {
     return NULL;
 }
 
-const char *tokenizer_build(Tokenizer *t, const TokenizerSpec *spec) {
-    memset(t, 0, sizeof(*t));
-    const char *err = check_spec(spec);
+// bytes -> id of the tokens BPE produces. Should two tokens have the same bytes
+// (Hugging Face vocabs cannot), the lower id is found.
+static const char *build_pieces(Tokenizer *t, const TokenizerSpec *spec) {
+    int n_pieces = 0;
+    for (int i = 0; i < spec->vocab_size; i++) n_pieces += is_model_piece(&spec->tokens[i]);
+    const char *err = table_alloc(&t->pieces, (uint32_t)n_pieces);
     if (err) return err;
-    t->spec = *spec;
-    for (int b = 0; b < 256; b++) t->byte_token[b] = -1;
-
-    // bytes -> id of the tokens BPE produces. Should two tokens have the same bytes
-    // (Hugging Face vocabs cannot), the lower id is found.
-    int n_pieces = 0, n_added = 0;
-    for (int i = 0; i < spec->vocab_size; i++) {
-        n_pieces += is_model_piece(&spec->tokens[i]);
-        n_added += (spec->tokens[i].flags & TOKEN_ADDED) != 0;
-    }
-    if ((err = table_alloc(&t->pieces, (uint32_t)n_pieces))) goto fail;
     for (int i = 0; i < spec->vocab_size; i++) {
         if (!is_model_piece(&spec->tokens[i])) continue;
         size_t len;
@@ -694,10 +686,14 @@ const char *tokenizer_build(Tokenizer *t, const TokenizerSpec *spec) {
         while (t->pieces.slots[h] >= 0) h = (h + 1) & t->pieces.mask;
         t->pieces.slots[h] = i;
     }
+    return NULL;
+}
 
-    // (left, right) -> rank. A pair listed twice keeps its later rank, as in Hugging
-    // Face (its merge map is built by inserting the merges in order).
-    if ((err = table_alloc(&t->merge_map, (uint32_t)spec->n_merges))) goto fail;
+// (left, right) -> rank. A pair listed twice keeps its later rank, as in Hugging Face
+// (its merge map is built by inserting the merges in order).
+static const char *build_merges(Tokenizer *t, const TokenizerSpec *spec) {
+    const char *err = table_alloc(&t->merge_map, (uint32_t)spec->n_merges);
+    if (err) return err;
     for (int r = 0; r < spec->n_merges; r++) {
         const uint32_t *m = spec->merges + 3 * (size_t)r;
         IndexTable *h = &t->merge_map;
@@ -707,8 +703,12 @@ const char *tokenizer_build(Tokenizer *t, const TokenizerSpec *spec) {
             i = (i + 1) & h->mask;
         h->slots[i] = r;
     }
+    return NULL;
+}
 
-    // The tokens BPE starts from, one per byte value.
+// The tokens BPE starts from, one per byte value.
+static const char *build_byte_tokens(Tokenizer *t, const TokenizerSpec *spec) {
+    for (int b = 0; b < 256; b++) t->byte_token[b] = -1;
     if (spec->type == TOKENIZER_BYTE_BPE) {
         // A byte-level vocab may lack a few (SmolLM2's has no token for 6 control
         // characters, nor for C0, C1, F5..FF, which UTF-8 never uses): BPE drops such a
@@ -718,27 +718,26 @@ const char *tokenizer_build(Tokenizer *t, const TokenizerSpec *spec) {
             char c = (char)b;
             t->byte_token[b] = piece_lookup(t, &c, 1);
         }
-    } else {
-        // SentencePiece's byte fallback needs a byte token for each of the 256 values.
-        for (int i = 0; i < spec->vocab_size; i++) {
-            if (!(spec->tokens[i].flags & TOKEN_BYTE)) continue;
-            int b = byte_token_value(spec, i);
-            if (t->byte_token[b] < 0) t->byte_token[b] = i;
-        }
-        for (int b = 0; b < 256; b++)
-            if (t->byte_token[b] < 0) {
-                err = "a SentencePiece vocab lacks a byte token <0xXX>";
-                goto fail;
-            }
+        return NULL;
     }
+    // SentencePiece's byte fallback needs a byte token for each of the 256 values.
+    for (int i = 0; i < spec->vocab_size; i++) {
+        if (!(spec->tokens[i].flags & TOKEN_BYTE)) continue;
+        int b = byte_token_value(spec, i);
+        if (t->byte_token[b] < 0) t->byte_token[b] = i;
+    }
+    for (int b = 0; b < 256; b++)
+        if (t->byte_token[b] < 0) return "a SentencePiece vocab lacks a byte token <0xXX>";
+    return NULL;
+}
 
-    // Added tokens, sorted for matching: by first byte, longest first.
+// Added tokens, sorted for matching: by first byte, longest first.
+static const char *build_added(Tokenizer *t, const TokenizerSpec *spec) {
+    int n_added = 0;
+    for (int i = 0; i < spec->vocab_size; i++) n_added += (spec->tokens[i].flags & TOKEN_ADDED) != 0;
     if (n_added > 0) {
         t->added = malloc((size_t)n_added * sizeof(AddedToken));
-        if (!t->added) {
-            err = "out of memory";
-            goto fail;
-        }
+        if (!t->added) return "out of memory";
         for (int i = 0; i < spec->vocab_size; i++) {
             const TokenRecord *r = &spec->tokens[i];
             if (r->flags & TOKEN_ADDED)
@@ -751,9 +750,18 @@ const char *tokenizer_build(Tokenizer *t, const TokenizerSpec *spec) {
         t->added_start[b] = i;
     }
     return NULL;
+}
 
-fail:
-    tokenizer_free(t);
+const char *tokenizer_build(Tokenizer *t, const TokenizerSpec *spec) {
+    memset(t, 0, sizeof(*t));
+    const char *err = check_spec(spec);
+    if (err) return err;
+    t->spec = *spec;
+    if (!err) err = build_pieces(t, spec);
+    if (!err) err = build_merges(t, spec);
+    if (!err) err = build_byte_tokens(t, spec);
+    if (!err) err = build_added(t, spec);
+    if (err) tokenizer_free(t);
     return err;
 }
 
