@@ -356,8 +356,10 @@ static float dot(const float *a, const float *b, int n) {
 static float dot_q8(const int8_t *w, const float *w_scale, const int16_t *x, const float *x_scale, int n, int g) {
     float sum = 0.0f;
     for (int b = 0; b < n / g; b++) {
+        const int8_t *wb = w + (size_t)b * g;
+        const int16_t *xb = x + (size_t)b * g;
         int32_t isum = 0;
-        for (int j = b * g; j < (b + 1) * g; j++) isum += w[j] * x[j];
+        for (int j = 0; j < g; j++) isum += wb[j] * xb[j];
         sum += (float)isum * w_scale[b] * x_scale[b];
     }
     return sum;
