@@ -275,7 +275,8 @@ def print_tables(args, results, bw, bw_median, peaks, machine_peak):
                                  fmt(ratio("prefill128"), 2), fmt(ratio("prefill512"), 2)])
         roof_rows.append(key + [fmt(gmacs), fmt(machine_peak.get(t)),
                                 pct(share(gmacs, machine_peak.get(t))),
-                                fmt(peaks.get((r["cc"], t))), pct(share(gmacs, peaks.get((r["cc"], t)))),
+                                fmt(peaks.get((r["cc"].split("@")[0], t))),
+                                pct(share(gmacs, peaks.get((r["cc"].split("@")[0], t)))),
                                 fmt(weights_mb), fmt(g), fmt(ceiling), pct(share(r["gen128"], ceiling)),
                                 fmt(g_median),
                                 pct(share(r["gen128"] * weights_mb, g_median * 1e3 if g_median else None))])

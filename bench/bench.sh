@@ -127,6 +127,7 @@ echo "multiply-add peak (bench/peak: 16-lane multiply-add chains in registers, b
 peaks=""
 for r in "${runs[@]}"; do
     cc=${r%%=*}
+    [[ $cc == *@* ]] && continue  # a BENCH_BASELINE build: the same compiler as its row
     for wide in "" -mprefer-vector-width=512; do
         if [ -n "$wide" ] && ! "$cc" $flags $wide -E -x c /dev/null >/dev/null 2>&1; then
             continue
