@@ -217,6 +217,9 @@ echo "== export: refuses what it does not support"
 count bash tests/test_export.sh
 count python3 tests/test_format.py ./run "$BUILD/header_fields" "$BUILD"  # FORMAT.md, export, run.c: one set of limits
 
+echo "== the Makefile: rebuilds when the compiler changes, builds without OpenMP, cleans"
+count bash tests/test_make.sh
+
 echo "== GGUF import (export MODEL.gguf) and models/fetch ollama:NAME"
 count python3 tests/test_gguf.py "$BUILD"
 count python3 tests/test_export_defaults.py ./export "$BUILD/test_model" "$FIX/hf" "$BUILD"  # keys left out of config.json
