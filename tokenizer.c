@@ -757,7 +757,7 @@ const char *tokenizer_build(Tokenizer *t, const TokenizerSpec *spec) {
     const char *err = check_spec(spec);
     if (err) return err;
     t->spec = *spec;
-    if (!err) err = build_pieces(t, spec);
+    err = build_pieces(t, spec);
     if (!err) err = build_merges(t, spec);
     if (!err) err = build_byte_tokens(t, spec);
     if (!err) err = build_added(t, spec);
