@@ -13,10 +13,9 @@
 //   7. the same results, faster: the kernels that the build uses instead of the plain
 //      matmul and attention of sections 2 and 3
 //
-// Beside it: tokenizer.c (text <-> ids), format.c (the header table and the checks of a
-// model file), util.c (errors, text, files, the operating system) and eval.c (perplexity,
-// classification, batches; --info, tokenize --pieces, --top-logprobs).
-// Build: `make` (OpenMP), `make noomp`, or `make reference` (only the plain loops).
+// Beside it: tokenizer.c (text <-> ids), format.c (the header table, the file checks),
+// util.c (errors, text, files, the operating system) and eval.c (perplexity, classify,
+// batches, --info). Build: `make` (OpenMP), `make noomp` or `make reference` (plain loops).
 
 #include <errno.h>
 #include <math.h>
