@@ -213,16 +213,6 @@ static char *read_file(const char *path, size_t *size) {
     return t.data;
 }
 
-// Writes n floats little-endian, like every file of this program (--dump-logits).
-static void write_f32_le(const float *x, size_t n, FILE *f) {
-    for (size_t i = 0; i < n; i++) {
-        uint32_t u;
-        memcpy(&u, &x[i], 4);
-        const uint8_t b[4] = {(uint8_t)u, (uint8_t)(u >> 8), (uint8_t)(u >> 16), (uint8_t)(u >> 24)};
-        fwrite(b, 1, 4, f);
-    }
-}
-
 static uint32_t read_u32(const uint8_t *p) {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
@@ -242,6 +232,21 @@ static int big_endian_host(void) {
     uint8_t first;
     memcpy(&first, &one, 1);
     return first == 0;
+}
+
+// Writes n floats little-endian, like every file of this program (--dump-logits): as
+// they are on a little-endian host, byte by byte on a big-endian one.
+static void write_f32_le(const float *x, size_t n, FILE *f) {
+    if (!big_endian_host()) {
+        fwrite(x, sizeof(float), n, f);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &x[i], 4);
+        const uint8_t b[4] = {(uint8_t)u, (uint8_t)(u >> 8), (uint8_t)(u >> 16), (uint8_t)(u >> 24)};
+        fwrite(b, 1, 4, f);
+    }
 }
 
 // ----------------------------------------------------------------------------
