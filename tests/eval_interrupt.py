@@ -16,15 +16,8 @@ import sys
 import tempfile
 import time
 
-failed = 0
-
-
-def check(ok, what, detail=""):
-    global failed
-    print(f"{'ok' if ok else 'FAIL'} {what}")
-    if not ok:
-        print(f"    {detail}"[:2000])
-        failed += 1
+sys.dont_write_bytecode = True  # no __pycache__ left in tests/
+from oracle import check, exit_status  # noqa: E402  (tests/oracle.py)
 
 
 def finish(proc):
@@ -98,7 +91,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         interrupt_batch(run, model, tmp)
         interrupt_classify_checked(run, model, tmp)
-    sys.exit(1 if failed else 0)
+    sys.exit(exit_status())
 
 
 if __name__ == "__main__":

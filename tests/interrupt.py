@@ -11,15 +11,8 @@ import subprocess
 import sys
 import time
 
-failed = 0
-
-
-def check(ok, what, detail=""):
-    global failed
-    print(f"{'ok' if ok else 'FAIL'} {what}")
-    if not ok:
-        print(f"    {detail}"[:2000])
-        failed += 1
+sys.dont_write_bytecode = True  # no __pycache__ left in tests/
+from oracle import check, exit_status  # noqa: E402  (tests/oracle.py)
 
 
 def wait_for_output(proc, n_bytes):
@@ -101,7 +94,7 @@ def main():
     interrupt_chat(run, long_model)
     closed_stdout(run, short_model)
     context_limits(run, short_model)
-    return 1 if failed else 0
+    return exit_status()
 
 
 sys.exit(main())

@@ -11,12 +11,14 @@ failed = 0
 
 
 def check(ok, what, detail=""):
+    """Prints the check's line and returns ok, so that a test can go on from it."""
     global failed
     print(f"{'ok' if ok else 'FAIL'} {what}")
     if not ok:
         failed += 1
         if detail:
-            print("    " + detail[-600:].replace("\n", "\n    "))
+            print("    " + str(detail)[-600:].replace("\n", "\n    "))
+    return ok
 
 
 def exit_status():

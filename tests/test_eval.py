@@ -41,25 +41,15 @@ import subprocess
 import sys
 import tempfile
 
+sys.dont_write_bytecode = True  # no __pycache__ left in tests/
+from oracle import check, exit_status  # noqa: E402  (tests/oracle.py)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 SENTIMENT = os.path.join(HERE, "data", "sentiment.tsv")
 PROBES = os.path.join(HERE, "data", "probes.jsonl")
 SYSTEM = ("Classify the sentiment of the following text as POSITIVE, NEGATIVE or NEUTRAL. "
           "Just return the label, nothing else!")
 TEMPLATE = "Text: {text}\nSentiment:"
-
-failures = 0
-
-
-def check(ok, what, detail=""):
-    global failures
-    print(f"{'ok' if ok else 'FAIL'} {what}")
-    if not ok:
-        failures += 1
-        if detail:
-            print("    " + str(detail).replace("\n", "\n    ")[:2000])
-    return ok
-
 
 class Runner:
     """Runs ./run on the model. One OpenMP thread unless threads=None (the default number):
@@ -758,7 +748,7 @@ def main():
                 test(run, tmp)
             except Exception as e:  # a crash of one group is one failure, the others still run
                 check(False, f"{test.__name__} raised {type(e).__name__}", e)
-    sys.exit(1 if failures else 0)
+    sys.exit(exit_status())
 
 
 if __name__ == "__main__":
