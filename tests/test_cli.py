@@ -147,6 +147,7 @@ def repetition_penalty():
     prompt = "Once upon a time, in a small village"
     ids = [int(x) for x in run(MODEL, "-m", "tokenize", "-i", prompt).stdout.split()]
     dump = os.path.join(BUILD, "cli-penalty.f32")
+    plain = run(MODEL, "-m", "generate", "-i", prompt, "-n", "12", "-t", "0", "--ignore-eos", "--stats", "off")
     for penalty in (1.3, 0.8):
         p = run(MODEL, "-m", "generate", "-i", prompt, "-n", "12", "-t", "0", "--ignore-eos", "--stats", "off",
                 "--repeat-penalty", str(penalty), "--dump-logits", dump)
@@ -162,7 +163,6 @@ def repetition_penalty():
             expected.append(best)
             seq.append(best)
         text = decode(os.path.join(FIXTURE, "tokenizer.json"), expected) + "\n"
-        plain = run(MODEL, "-m", "generate", "-i", prompt, "-n", "12", "-t", "0", "--ignore-eos", "--stats", "off")
         check(p.returncode == 0 and p.stdout.decode("utf-8", errors="replace") == text,
               f"--repeat-penalty {penalty}: each greedy token is the argmax of transformers' penalised logits",
               f"got {p.stdout!r}\nexpected {text!r} ({expected})")
