@@ -1402,25 +1402,27 @@ static void tile_rows(const Projection *p, int start, int end, const float *x, c
     }
 }
 
-// f32 prefill. The block's activations are first packed transposed, xt (cols, PACK):
-// the PACK tokens' values of column j side by side. A tile of TILE_ROWS weight rows
-// then runs against all of them,
+// Prefill. The block's activations are first packed transposed, xt (cols, PACK): the
+// PACK tokens' values of column j side by side. A tile of TILE_ROWS weight rows then runs
+// against all of them,
 //   acc[r][t] += w[r][j] * xt[j][t]     for j = 0 .. cols - 1,
-// each weight loaded once for PACK multiply-adds (dot4 loads an activation for each),
-// into 192 sums that stay in vector registers (12 of AVX-512's 32, or 24 at 256 bits).
-// Of the shapes tried, this is one that both GCC and clang keep in registers (4 x 32:
-// clang vectorised across the rows, with gathers, 20x slower).
-//
-// Each sum goes over j in order, one multiply-add at a time: exactly dot() of section 2,
-// to the last bit. A single token (generating) is added in 16 lanes instead
-// (dot_lanes): the two differ in rounding only.
+// each weight loaded once for PACK multiply-adds, into TILE_ROWS x PACK sums that stay
+// in vector registers: 3 vectors of tokens per row, 24 of AVX-512's 32 registers (the
+// Makefile asks for 512-bit vectors) or 12 of AVX2's 16 (Arm: 24 of 32). More sums than
+// registers spill to memory, 3x slower. Each sum goes over j in order, one multiply-add
+// at a time: exactly dot() of section 2, to the last bit (dot_lanes, for one token,
+// differs in rounding only).
+#if defined(__AVX512F__)
 #define PACK 48
+#define TILE_ROWS 8
+#else
+#define PACK 24
 #define TILE_ROWS 4
+#endif
 #define PACK_MIN 16  // fewer tokens: tile_rows, as padding them to PACK would waste more
 _Static_assert(BATCH % PACK == 0, "RunState.xs has room for the packed tokens of whole blocks only");
 
-// xt (cols, PACK) <- x (n, cols), or xq (n, cols) unless NULL; n <= PACK, and tokens
-// n .. PACK-1 are zeros.
+// xt (cols, PACK) <- x (n, cols), or xq (n, cols) unless NULL; tokens n .. PACK-1 are 0.
 static void pack_block(float *xt, const float *x, const int16_t *xq, int n, int cols) {
     for (int j = 0; j < cols; j++)
         for (int t = 0; t < PACK; t++) {
@@ -1431,43 +1433,45 @@ static void pack_block(float *xt, const float *x, const int16_t *xq, int n, int 
         }
 }
 
-// out[t * out_stride + r] = w_r . x_t for the TILE_ROWS rows w_r = w + r * cols and the
-// first n tokens of the packed block xt (cols, PACK). (restrict, the promise that out
-// overlaps neither: without it clang keeps the sums in memory, twice as slow.)
-static void tile_f32(float *restrict out, size_t out_stride, const float *restrict w, int cols, const float *restrict xt,
-                     int n) {
-    float acc[TILE_ROWS][PACK] = {{0}};
-    for (int j = 0; j < cols; j++) {
+// acc[r][t] += w[r * w_stride + j] * xt[j][t] for j < len. (restrict, the promise that
+// nothing overlaps: without it clang keeps the sums in memory.)
+static void tile_madd(float acc[TILE_ROWS][PACK], const float *restrict w, size_t w_stride, const float *restrict xt,
+                      int len) {
+    for (int j = 0; j < len; j++) {
         const float *xj = xt + (size_t)j * PACK;
         for (int r = 0; r < TILE_ROWS; r++) {
-            float wr = w[(size_t)r * cols + j];
+            float wr = w[(size_t)r * w_stride + j];
             for (int t = 0; t < PACK; t++) acc[r][t] += wr * xj[t];
         }
     }
+}
+
+// out[t * out_stride + r] = w_r . x_t for the TILE_ROWS rows w_r = w + r * cols and the
+// first n tokens of the packed block xt (cols, PACK).
+static void tile_f32(float *restrict out, size_t out_stride, const float *restrict w, int cols, const float *restrict xt,
+                     int n) {
+    float acc[TILE_ROWS][PACK] = {{0}};
+    tile_madd(acc, w, (size_t)cols, xt, cols);
     for (int t = 0; t < n; t++)
         for (int r = 0; r < TILE_ROWS; r++) out[(size_t)t * out_stride + r] = acc[r][t];
 }
 
-// q8_0 prefill runs the same tile on the integer values as floats. A product of int8
-// values is at most 128 * 127 in size, and a group of at most 64 of them adds up to less
-// than 2^24, below which float represents every integer: so the float sums acc are
-// dot_q8's exact integer group sums, in whatever order. Each group then goes into the
-// result as in dot_q8, sum += acc * w_scale * x_scale, so prefill and generation agree
-// to the last bit. xt holds the block's int8 activations as floats, xs their scales
-// (n, cols / g); the tile's weights are converted as they are used.
+// q8_0 runs the same tile on the integer values as floats: each group's int8 weights are
+// first converted into wf (TILE_ROWS, g), in L1, for the PACK tokens to share. A product
+// of int8 values is at most 128 * 127 in size, and a group of at most 64 of them adds up
+// to less than 2^24, below which float represents every integer: so the float sums acc
+// are dot_q8's exact integer group sums, in whatever order. Each group then goes into the
+// result as in dot_q8, sum += acc * w_scale * x_scale: prefill and dot_q8 agree to the
+// last bit. xt holds the block's int8 activations as floats, xs their scales (n, cols/g).
 static void tile_q8(float *restrict out, size_t out_stride, const int8_t *restrict w, const float *restrict w_scales,
                     int cols, int g, const float *restrict xt, const float *restrict xs, int n) {
     int groups = cols / g;
-    float sum[TILE_ROWS][PACK] = {{0}}, x_scale[PACK] = {0};
+    float sum[TILE_ROWS][PACK] = {{0}}, x_scale[PACK] = {0}, wf[TILE_ROWS * 64];  // g <= 64 (format.c)
     for (int b = 0; b < groups; b++) {
+        for (int r = 0; r < TILE_ROWS; r++)
+            for (int j = 0; j < g; j++) wf[r * g + j] = (float)w[(size_t)r * cols + (size_t)b * g + j];
         float acc[TILE_ROWS][PACK] = {{0}};
-        for (int j = b * g; j < (b + 1) * g; j++) {
-            const float *xj = xt + (size_t)j * PACK;
-            for (int r = 0; r < TILE_ROWS; r++) {
-                float wr = (float)w[(size_t)r * cols + j];
-                for (int t = 0; t < PACK; t++) acc[r][t] += wr * xj[t];
-            }
-        }
+        tile_madd(acc, wf, (size_t)g, xt + (size_t)b * g * PACK, g);
         for (int t = 0; t < n; t++) x_scale[t] = xs[(size_t)t * groups + b];
         for (int r = 0; r < TILE_ROWS; r++) {
             float w_scale = w_scales[(size_t)r * groups + b];
