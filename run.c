@@ -27,6 +27,9 @@
 #include <time.h>
 #ifdef _OPENMP
 #include <omp.h>
+#else  // one thread
+static int omp_get_max_threads(void) { return 1; }
+static int omp_get_thread_num(void) { return 0; }
 #endif
 #include "tokenizer.c"
 
@@ -302,9 +305,13 @@ static void model_close(Model *m) {
 //
 // Each works on a block of n tokens at once (the prompt goes through in blocks; while
 // generating, n = 1). Shapes: (n, dim) means n rows of dim floats, one row per token.
+// A block of at least PARALLEL_TOKENS tokens is shared among the threads (OpenMP);
+// for fewer, starting the threads would cost more than they save.
+#define PARALLEL_TOKENS 16
 
 // RMSNorm of each token: out = x / sqrt(mean(x^2) + eps) * weight. x, out (n, dim).
 static void rmsnorm(float *out, const float *x, const float *weight, int n, int dim, float eps) {
+    #pragma omp parallel for if (n >= PARALLEL_TOKENS)
     for (int t = 0; t < n; t++) {
         const float *xt = x + (size_t)t * dim;
         float ss = 0.0f;
@@ -435,6 +442,7 @@ static void rope_angles(float *cos_out, float *sin_out, const Config *c, int pos
 // x (n, n_heads * head_dim): every head of every token rotated by its angles.
 static void rope(float *x, int n, int n_heads, int head_dim, const float *cos_tab, const float *sin_tab) {
     int half = head_dim / 2;
+    #pragma omp parallel for if (n >= PARALLEL_TOKENS)
     for (int t = 0; t < n; t++) {
         const float *cs = cos_tab + (size_t)t * half, *sn = sin_tab + (size_t)t * half;
         for (int h = 0; h < n_heads; h++) {
@@ -460,9 +468,14 @@ static void softmax(float *x, int n) {
     for (int i = 0; i < n; i++) x[i] /= sum;
 }
 
-// SwiGLU: h = silu(gate) * up, silu(x) = x * sigmoid(x). gate, up (n values).
-static void swiglu(float *gate, const float *up, int n) {
-    for (int i = 0; i < n; i++) gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+// SwiGLU: h = silu(gate) * up, silu(x) = x * sigmoid(x). gate, up (n, hidden).
+static void swiglu(float *gate, const float *up, int n, int hidden) {
+    #pragma omp parallel for if (n >= PARALLEL_TOKENS)
+    for (int t = 0; t < n; t++) {
+        float *g = gate + (size_t)t * hidden;
+        const float *u = up + (size_t)t * hidden;
+        for (int i = 0; i < hidden; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+    }
 }
 
 // x += delta (n values): the residual connection.
@@ -475,7 +488,7 @@ static void residual(float *x, const float *delta, size_t n) {
 
 // The prompt goes through the network this many tokens at a time (one token at a time
 // while generating). Larger blocks reuse each weight more often but need more memory.
-#define BATCH 96
+#define BATCH 192
 
 // The activations of a block of tokens and the KV cache of all tokens so far.
 typedef struct {
@@ -487,6 +500,7 @@ typedef struct {
     float *q;           // (BATCH, q_dim) queries of all heads
     float *k, *v;       // (BATCH, kv_dim) keys and values of the block, for the cache
     float *att;         // (n_heads, seq_len) attention scores
+    float *scratch;     // section 7: per-thread buffers of attention_block, or NULL
     float *logits;      // (BATCH, vocab_size)
     float *key_cache;   // (n_layers, n_kv_heads, seq_len, head_dim): each head's keys
     float *value_cache; // (n_layers, n_kv_heads, seq_len, head_dim)   one after another
@@ -576,7 +590,7 @@ static float *forward(const Model *m, RunState *s, const int *tokens, int n, int
         rmsnorm(s->xb, s->x, lw->ffn_norm, n, dim, c->norm_eps);
         Projection gate_up[2] = {{&lw->w_gate, NULL, s->hb}, {&lw->w_up, NULL, s->hb2}};
         matmul(gate_up, 2, s->xb, n, s->xq, s->xs);
-        swiglu(s->hb, s->hb2, n * c->hidden_dim);
+        swiglu(s->hb, s->hb2, n, c->hidden_dim);
         Projection down = {&lw->w_down, NULL, s->xb2};
         matmul(&down, 1, s->hb, n, s->xq, s->xs);
         residual(s->x, s->xb2, (size_t)n * dim);
@@ -597,6 +611,7 @@ static void runstate_build(RunState *s, const Config *c, int seq_len) {
     size_t wide = dim > q_dim ? dim : q_dim;
     size_t widest = wide > hidden ? wide : hidden;
     size_t cache = (size_t)c->n_layers * (size_t)seq_len * kv_dim;
+    memset(s, 0, sizeof(*s));
     s->seq_len = seq_len;
     s->x = xcalloc(BATCH * dim, sizeof(float));
     s->xb = xcalloc(BATCH * wide, sizeof(float));
@@ -619,7 +634,7 @@ static void runstate_build(RunState *s, const Config *c, int seq_len) {
 static void runstate_free(RunState *s) {
     free(s->x); free(s->xb); free(s->xb2); free(s->hb); free(s->hb2); free(s->q); free(s->k); free(s->v);
     free(s->att); free(s->logits); free(s->key_cache); free(s->value_cache);
-    free(s->xq); free(s->xs); free(s->rope_cos); free(s->rope_sin);
+    free(s->xq); free(s->xs); free(s->rope_cos); free(s->rope_sin); free(s->scratch);
     memset(s, 0, sizeof(*s));
 }
 
@@ -1577,11 +1592,58 @@ static void weighted_sum(float *out, const float *w, const float *v, int n, int 
         for (int i = 0; i < d; i++) out[i] += w[j] * v[(size_t)j * stride + i];
 }
 
+// attention() of a block of tokens (prefill) as matrix products on the tiles above, for
+// one head and the queries of one pack at a time:
+//   S = Q K^T  (PACK, keys): the keys are the weight rows, the queries the packed tokens
+//   P = softmax(S / sqrt(hd)), row t over the keys 0 .. pos + t only (causal)
+//   O = P V    (PACK, hd): V^T is the weight rows, P transposed the packed tokens.
+// Keys past a row's position get probability 0 and add nothing; every sum runs in the
+// order of the plain attention(), so the results are the same to the last bit. Keys and
+// values are copied in whole tiles, zero-padded: the tile reads TILE_ROWS rows at a time.
+static void attention_block(RunState *s, const Config *c, int layer, int n, int pos) {
+    int hd = c->head_dim, q_dim = c->n_heads * hd, group = c->n_heads / c->n_kv_heads, packs = (n + PACK - 1) / PACK;
+    size_t each = (size_t)(2 * PACK + 2 * hd) * (size_t)(s->seq_len + TILE_ROWS) + (size_t)hd * PACK;
+    if (!s->scratch) s->scratch = xcalloc((size_t)omp_get_max_threads() * each, sizeof(float));
+    #pragma omp parallel for schedule(dynamic)
+    for (int item = 0; item < c->n_heads * packs; item++) {
+        int h = item / packs, t0 = item % packs * PACK, m = n - t0 < PACK ? n - t0 : PACK;
+        int len = pos + t0 + m, padded = (len + TILE_ROWS - 1) / TILE_ROWS * TILE_ROWS;  // keys used
+        const float *keys = s->key_cache + cache_index(s, c, layer, h / group, 0);      // (seq_len, hd)
+        const float *values = s->value_cache + cache_index(s, c, layer, h / group, 0);  // (seq_len, hd)
+        float *qt = s->scratch + (size_t)omp_get_thread_num() * each;  // (hd, PACK) the queries
+        float *kt = qt + (size_t)hd * PACK;                             // (padded, hd) the keys
+        float *vt = kt + (size_t)padded * hd;                           // (hd, padded) V^T
+        float *S = vt + (size_t)hd * padded;                            // (PACK, padded) S, then P
+        float *pt = S + (size_t)PACK * padded;                          // (padded, PACK) P^T
+        for (int i = 0; i < hd; i++)
+            for (int t = 0; t < PACK; t++) qt[i * PACK + t] = t < m ? s->q[(size_t)(t0 + t) * q_dim + (size_t)h * hd + i] : 0.0f;
+        for (int j = 0; j < padded; j++)
+            for (int i = 0; i < hd; i++) {
+                kt[(size_t)j * hd + i] = j < len ? keys[(size_t)j * hd + i] : 0.0f;
+                vt[(size_t)i * padded + j] = j < len ? values[(size_t)j * hd + i] : 0.0f;
+            }
+        for (int j = 0; j < padded; j += TILE_ROWS) tile_f32(S + j, (size_t)padded, kt + (size_t)j * hd, hd, qt, m);
+        for (int t = 0; t < PACK; t++) {
+            float *p = S + (size_t)t * padded;
+            int last = t < m ? pos + t0 + t : -1;
+            for (int j = 0; j <= last; j++) p[j] *= 1.0f / sqrtf((float)hd);
+            if (last >= 0) softmax(p, last + 1);
+            for (int j = 0; j < padded; j++) pt[(size_t)j * PACK + t] = j <= last ? p[j] : 0.0f;
+        }
+        for (int i = 0; i < hd; i += TILE_ROWS)
+            tile_f32(s->xb + (size_t)t0 * q_dim + (size_t)h * hd + i, (size_t)q_dim, vt + (size_t)i * padded, padded, pt, m);
+    }
+}
+
 // attention() with the heads shared among the threads, the scores of four keys at a
-// time (dot4) and the values summed four rows at a time.
+// time (dot4) and the values summed four rows at a time; blocks of tokens as above.
 static void attention_fast(RunState *s, const Config *c, int layer, int n, int pos) {
     int hd = c->head_dim, q_dim = c->n_heads * hd;
     int group = c->n_heads / c->n_kv_heads;
+    if (n >= PACK_MIN && hd % TILE_ROWS == 0) {
+        attention_block(s, c, layer, n, pos);
+        return;
+    }
     float scale = 1.0f / sqrtf((float)hd);
     #pragma omp parallel for schedule(static) if ((int64_t)c->n_heads * (pos + n) * n * hd >= PARALLEL_WORK)
     for (int h = 0; h < c->n_heads; h++) {

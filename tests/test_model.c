@@ -8,17 +8,19 @@
 // at every step our argmax must equal the reference's greedy id, and at every listed
 // position our logits must be within TOLERANCE (default 1e-4) of the reference's.
 // Either way the prompt must give the same logits in prefill blocks as token by token,
-// up to float rounding: within BATCH_BOUND of the row's largest |logit|. (The fast f32
-// kernels add a prefill block's dot products in one running sum, as the plain loops
-// do, and a single token's in 16 lanes; q8_0's blocks and single tokens agree to the
-// last bit.)
+// up to float rounding, and the same greedy ids. The fast kernels add a prefill block's
+// dot products in one running sum, as the plain loops do, and a single token's in 16
+// lanes: f32 logits agree within BATCH_BOUND of the row's largest |logit|. q8_0 rounds
+// its activations to int8 after those f32 steps, and a value within rounding of a .5
+// boundary can go either way: within Q8_BATCH_BOUND (measured: at most 1.3e-2).
 // `consistency` checks only that (for q8_0 files, which are not meant to match exactly).
 #define TESTING
 #include "../run.c"
 
 #include "test_util.h"
 
-#define BATCH_BOUND 1e-5f   // as test_reference.py's BOUND for the fast against the plain loops
+#define BATCH_BOUND 1e-5f     // as test_reference.py's BOUND for the fast against the plain loops
+#define Q8_BATCH_BOUND 5e-2f  // as its Q8_BOUND
 
 typedef struct {
     char name[64];
@@ -76,7 +78,8 @@ int main(int argc, char **argv) {
             free(expected);
             continue;
         }
-        // token by token (as in generation), then in blocks of BATCH (as in prefill)
+        // token by token (as in generation), then in blocks as in prefill: 17 tokens, then
+        // up to BATCH, so that a block of 16 or more (the packed kernels) starts past 0
         float *ours[2];
         int first_bad_step = -1;
         for (int batched = 0; batched < 2; batched++) {
@@ -84,7 +87,7 @@ int main(int argc, char **argv) {
             runstate_build(&s, &m.config, n_total);
             ours[batched] = xcalloc((size_t)n_total * (size_t)V, sizeof(float));
             for (int pos = 0; pos < n_total;) {
-                int n = batched ? (n_total - pos < BATCH ? n_total - pos : BATCH) : 1;
+                int block = pos == 0 ? 17 : BATCH, n = batched ? (n_total - pos < block ? n_total - pos : block) : 1;
                 int tokens[BATCH];
                 for (int t = 0; t < n; t++)
                     tokens[t] = pos + t < n_prompt ? c.prompt.v[pos + t] : c.greedy.v[pos + t - n_prompt];
@@ -120,10 +123,14 @@ int main(int argc, char **argv) {
                first_bad_step < 0 ? " identical" : " DIFFER", c.rows, V, max_diff[0], tol);
         if (first_bad_step >= 0 && !consistency_only) printf("    first greedy mismatch at step %d\n", first_bad_step);
         failed += !ok && !consistency_only;
-        ok = (max_diff[1] <= tol || consistency_only) && batch_diff <= BATCH_BOUND;
-        printf("%s %s/%s: batched prefill (blocks of %d) max |diff| %.2e to the reference, %.2e of the largest "
-               "|logit| to token by token (bound %.0e)\n",
-               ok ? "ok" : "FAIL", argv[2], c.name, BATCH, max_diff[1], batch_diff, (double)BATCH_BOUND);
+        float bound = m.config.weight_type == WEIGHT_Q8_0 ? Q8_BATCH_BOUND : BATCH_BOUND;
+        int other_ids = 0;  // greedy ids of the blocks that differ from token by token's
+        for (int pos = n_prompt - 1; pos < n_total; pos++)
+            other_ids += argmax(ours[1] + (size_t)pos * V, V) != argmax(ours[0] + (size_t)pos * V, V);
+        ok = (max_diff[1] <= tol || consistency_only) && batch_diff <= bound && other_ids == 0;
+        printf("%s %s/%s: batched prefill (blocks of 17, then %d) max |diff| %.2e to the reference, %.2e of the largest "
+               "|logit| to token by token (bound %.0e), %d greedy ids differ\n",
+               ok ? "ok" : "FAIL", argv[2], c.name, BATCH, max_diff[1], batch_diff, (double)bound, other_ids);
         failed += !ok;
         free(ours[0]);
         free(ours[1]);
