@@ -335,11 +335,15 @@ static void matrix_row(float *out, const Matrix *W, int row) {
 static void quantize_q8(int16_t *q, float *s, const float *x, int n, int g) {
     for (int b = 0; b < n / g; b++) {
         const float *xb = x + (size_t)b * g;
-        float amax = 0.0f;
-        for (int i = 0; i < g; i++) amax = fabsf(xb[i]) > amax ? fabsf(xb[i]) : amax;
+        float lane[8] = {0}, amax = 0.0f;  // the largest |x|: in 8 lanes side by side, then the rest
+        int i = 0;
+        for (; i + 8 <= g; i += 8)
+            for (int k = 0; k < 8; k++) lane[k] = fabsf(xb[i + k]) > lane[k] ? fabsf(xb[i + k]) : lane[k];
+        for (; i < g; i++) amax = fabsf(xb[i]) > amax ? fabsf(xb[i]) : amax;
+        for (int k = 0; k < 8; k++) amax = lane[k] > amax ? lane[k] : amax;
         float scale = amax / 127.0f, inv = scale > 0.0f ? 1.0f / scale : 0.0f;
         s[b] = scale;
-        for (int i = 0; i < g; i++) {
+        for (i = 0; i < g; i++) {
             // Clamped, and NaN taken as 0: the float -> int conversion of NaN or of a
             // value out of range (a corrupt file's weights) is undefined behaviour.
             float v = xb[i] * inv;
@@ -1561,8 +1565,11 @@ static void matmul_packed(const Projection *p, int count, const float *x, const 
 // gate, up) share one parallel loop, each thread one run of stripes: no waits between.
 static void matmul_fast(const Projection *p, int count, const float *x, int n, int16_t *xq, float *xs) {
     const Matrix *W0 = p[0].W;  // all matrices of a file have the same storage type
-    if (W0->q)  // the n tokens' rows one after another: cols is a multiple of the group size
-        quantize_q8(xq, xs, x, n * W0->cols, W0->group_size);
+    if (W0->q)
+        #pragma omp parallel for if (n >= PARALLEL_TOKENS)
+        for (int t = 0; t < n; t++)
+            quantize_q8(xq + (size_t)t * W0->cols, xs + (size_t)t * (W0->cols / W0->group_size),
+                        x + (size_t)t * W0->cols, W0->cols, W0->group_size);
     if (n >= PACK_MIN) {  // xs has room for the packed blocks after the scales
         matmul_packed(p, count, x, xq, xs, n, xs + (size_t)n * W0->cols);
         return;
