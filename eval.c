@@ -8,6 +8,7 @@
 //   --batch FILE              many prompts, one JSON object per answer (JSON Lines)
 //   --info                    the model's hyperparameters, tensors and tokenizer
 //   -m tokenize --pieces      each token's id and text
+//   --help, --version         the options, and how ./run was built
 
 // log p(id) under the softmax of the logits, computed in double: log_softmax(x)_id =
 // x_id - max - log(sum_j exp(x_j - max)).
@@ -1103,4 +1104,48 @@ static void print_version(void) {
 #else
     printf("kernels: the fast ones (section 7)\n");
 #endif
+}
+
+// --help: every option of every mode.
+static void usage(FILE *f) {
+    fputs("Usage: run MODEL.bin [options]\n"
+          "  -m, --mode MODE           generate | chat | tokenize | perplexity | classify\n"
+          "                            (default: chat if the model has a chat template)\n"
+          "  -i, --prompt TEXT         the prompt (chat: the first user turn; further turns\n"
+          "                            are read from stdin, one per line; perplexity and\n"
+          "                            classify: a file)\n"
+          "                            chat: /clear starts anew, /bye or end of input ends;\n"
+          "                            Ctrl-C stops an answer, a second one exits (130)\n"
+          "  -y, --system TEXT         chat: the system prompt (default: the model's own)\n"
+          "  -t, --temperature T       0 = greedy (default: the model's generation_config)\n"
+          "  -p, --top-p P             keep the most likely tokens up to probability P (1 = off)\n"
+          "  -k, --top-k K             keep the K most likely tokens (0 = off)\n"
+          "      --repeat-penalty P    divide the logits of the tokens already in the text\n"
+          "                            by P (transformers' repetition_penalty; 1 = off;\n"
+          "                            default: the model's generation_config)\n"
+          "  -s, --seed N              random seed (default: the time)\n"
+          "  -n, --max-new-tokens N    new tokens per answer (default 256; -1 = no limit)\n"
+          "  -c, --context N           KV cache length (default: min(model max, 2048))\n"
+          "      --threads N           threads (default: OpenMP's, all cores; -t is the\n"
+          "                            temperature, as in llama2.c)\n"
+          "      --ignore-eos          do not stop at end-of-sequence/end-of-turn tokens\n"
+          "      --top-logprobs N      show the N most likely candidates of every token, with\n"
+          "                            their probabilities after -t, -k and -p (stderr)\n"
+          "      --dump-logits FILE    write the float32 logits of every processed position\n"
+          "      --stats text|json|off statistics after each answer on stderr (default text)\n"
+          "      --info                the model's hyperparameters, tensors, tokenizer, ...\n"
+          "      --pieces              tokenize: each token's id and text, one per line\n"
+          "      --verify              check the weights' checksum, then exit\n"
+          "  Evaluation:\n"
+          "  -m classify -i FILE.tsv   classify each row (header, then text<TAB>label) and\n"
+          "                            print a classification report\n"
+          "      --labels A,B,C        the classes (default: the labels in the file)\n"
+          "      --template TEXT       the user message; {text} is the row's text (default {text})\n"
+          "      --free                generate the answer (greedy, -n tokens) and match it to a\n"
+          "                            label, instead of scoring the labels\n"
+          "      --output FILE         the per-row lines go to FILE instead of stdout\n"
+          "  -m perplexity -i FILE     per-token log-probabilities, mean NLL, perplexity\n"
+          "      --batch FILE          one prompt per line, or JSON (prompt, system, temperature,\n"
+          "                            top_k, top_p, repetition_penalty, seed, max_new_tokens)\n"
+          "  -h, --help                this help;  --version  the build\n", f);
 }

@@ -509,8 +509,7 @@ typedef struct {
     float *key_cache;   // (n_layers, n_kv_heads, seq_len, head_dim): each head's keys
     float *value_cache; // (n_layers, n_kv_heads, seq_len, head_dim)   one after another
     int16_t *xq;        // (BATCH, max(dim, q_dim, hidden_dim)) q8_0 activations
-    float *xs;          // (2 * BATCH, max(dim, q_dim, hidden_dim)) their scales; section 7
-                        // packs a block's activations after them
+    float *xs;          // (2 * BATCH, max(dim, q_dim, hidden_dim)) their scales, then section 7's packed block
     float *rope_cos;    // (BATCH, head_dim / 2) cos(pos * inv_freq) of each token
     float *rope_sin;    // (BATCH, head_dim / 2)
 } RunState;
@@ -1069,56 +1068,12 @@ static int chat(Session *ss, const char *system, const char *first_prompt, int s
 // ----------------------------------------------------------------------------
 // 6. The command line
 
-static void usage(FILE *f) {
-    fputs("Usage: run MODEL.bin [options]\n"
-          "  -m, --mode MODE           generate | chat | tokenize | perplexity | classify\n"
-          "                            (default: chat if the model has a chat template)\n"
-          "  -i, --prompt TEXT         the prompt (chat: the first user turn; further turns\n"
-          "                            are read from stdin, one per line; perplexity and\n"
-          "                            classify: a file)\n"
-          "                            chat: /clear starts anew, /bye or end of input ends;\n"
-          "                            Ctrl-C stops an answer, a second one exits (130)\n"
-          "  -y, --system TEXT         chat: the system prompt (default: the model's own)\n"
-          "  -t, --temperature T       0 = greedy (default: the model's generation_config)\n"
-          "  -p, --top-p P             keep the most likely tokens up to probability P (1 = off)\n"
-          "  -k, --top-k K             keep the K most likely tokens (0 = off)\n"
-          "      --repeat-penalty P    divide the logits of the tokens already in the text\n"
-          "                            by P (transformers' repetition_penalty; 1 = off;\n"
-          "                            default: the model's generation_config)\n"
-          "  -s, --seed N              random seed (default: the time)\n"
-          "  -n, --max-new-tokens N    new tokens per answer (default 256; -1 = no limit)\n"
-          "  -c, --context N           KV cache length (default: min(model max, 2048))\n"
-          "      --threads N           threads (default: OpenMP's, all cores; -t is the\n"
-          "                            temperature, as in llama2.c)\n"
-          "      --ignore-eos          do not stop at end-of-sequence/end-of-turn tokens\n"
-          "      --top-logprobs N      show the N most likely candidates of every token, with\n"
-          "                            their probabilities after -t, -k and -p (stderr)\n"
-          "      --dump-logits FILE    write the float32 logits of every processed position\n"
-          "      --stats text|json|off statistics after each answer on stderr (default text)\n"
-          "      --info                the model's hyperparameters, tensors, tokenizer, ...\n"
-          "      --pieces              tokenize: each token's id and text, one per line\n"
-          "      --verify              check the weights' checksum, then exit\n"
-          "  Evaluation:\n"
-          "  -m classify -i FILE.tsv   classify each row (header, then text<TAB>label) and\n"
-          "                            print a classification report\n"
-          "      --labels A,B,C        the classes (default: the labels in the file)\n"
-          "      --template TEXT       the user message; {text} is the row's text (default {text})\n"
-          "      --free                generate the answer (greedy, -n tokens) and match it to a\n"
-          "                            label, instead of scoring the labels\n"
-          "      --output FILE         the per-row lines go to FILE instead of stdout\n"
-          "  -m perplexity -i FILE     per-token log-probabilities, mean NLL, perplexity\n"
-          "      --batch FILE          one prompt per line, or JSON (prompt, system, temperature,\n"
-          "                            top_k, top_p, repetition_penalty, seed, max_new_tokens)\n"
-          "  -h, --help                this help;  --version  the build\n", f);
-}
-
 typedef struct {
     const char *model_path, *mode, *prompt, *system, *dump_logits;
     const char *labels, *template_, *output, *batch;
     int free_answer, info, pieces, top_logprobs, threads;
     float temperature, top_p, repeat_penalty;
-    int top_k, max_new_tokens, context, ignore_eos, verify;
-    int has_temperature, has_top_p, has_top_k;
+    int top_k, max_new_tokens, context, ignore_eos, verify, has_temperature, has_top_p, has_top_k;
     const char *stats;
     long long seed;
 } Options;
@@ -1173,10 +1128,7 @@ static int parse_value(Options *o, const char *a, const char *v) {
 }
 
 static Options parse_args(int argc, char **argv) {
-    Options o = {0};
-    o.max_new_tokens = 256;
-    o.seed = -1;
-    o.stats = "text";
+    Options o = {.max_new_tokens = 256, .seed = -1, .stats = "text"};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (a[0] != '-') {
@@ -1296,9 +1248,7 @@ int main(int argc, char **argv) {
     }
     Session ss;
     session_open(&ss, &model, &o);
-    int stats = STATS_TEXT, status = 0;
-    if (!strcmp(o.stats, "json")) stats = STATS_JSON;
-    if (!strcmp(o.stats, "off")) stats = STATS_OFF;
+    int stats = !strcmp(o.stats, "json") ? STATS_JSON : !strcmp(o.stats, "off") ? STATS_OFF : STATS_TEXT, status = 0;
     if (o.batch) batch(&ss, o.batch, !strcmp(mode, "chat"), o.system, ss.sampler.cfg);
     else if (!strcmp(mode, "classify")) {
         ClassifyOptions co = {o.system, o.template_ ? o.template_ : "{text}", o.labels, o.free_answer,
@@ -1322,27 +1272,21 @@ int main(int argc, char **argv) {
 // matmul and attention of sections 2 and 3, organised for the hardware: what `make`
 // builds (`make reference` leaves this section out). The results are the same with or
 // without OpenMP, and differ from the plain loops only in the order of some f32
-// additions: a single token's dot products and the attention scores are added in 16
-// lanes here, in one running sum there (a prompt's matrix products go in one running
-// sum here too). The tests hold the two builds, and a prompt in blocks against token by
-// token, within a stated bound; q8_0's group sums are exact integers either way.
+// additions: a generated token's dot products are added in 16 lanes here, in one
+// running sum there (a prompt's go in one running sum here too). The tests hold the two
+// builds, and a prompt in blocks against token by token, within a stated bound.
 #ifndef REFERENCE
 
-// Loops with less work than this many multiply-adds run on one thread: starting a
-// parallel loop costs about a microsecond, the time of some 10^4 multiply-adds. Above
-// it, even small loops (attention over a short context) are worth sharing: whatever
-// one thread does alone, the others wait for.
+// Loops of fewer multiply-adds run on one thread: starting a parallel loop costs about a
+// microsecond, some 10^4 multiply-adds. Above that, sharing even a small loop pays.
 #define PARALLEL_WORK (1 << 14)
 
-// The dot product of two float vectors, summed in 16 independent lanes that are then
-// added up pairwise. The lanes let the compiler keep the sums in vector registers
-// without reordering any addition (which it may not do with floats), so the result is
-// the same with or without SIMD; a single running sum would serialise every add behind
-// the previous one.
+// A dot product summed in 16 independent lanes, then added up pairwise: the compiler keeps
+// the lanes in vector registers without reordering any addition (which it may not do with
+// floats), so the result is the same with or without SIMD. One sum would wait on each add.
 #define LANES 16
 
-// The 16 lanes added pairwise, one level at a time: written out this way (rather than as
-// a loop over the levels) each level is a single vector add, in registers.
+// The 16 lanes added pairwise, each level written out: one vector add, in registers.
 static float sum_lanes(const float lane[LANES]) {
     float s8[8], s4[4];
     for (int k = 0; k < 8; k++) s8[k] = lane[k] + lane[k + 8];
@@ -1375,21 +1319,15 @@ static void dot4(float out[4], const float *w, const float *x, size_t stride, in
             l2[k] += wk * x2[j + k];
             l3[k] += wk * x3[j + k];
         }
-    out[0] = sum_lanes(l0);
-    out[1] = sum_lanes(l1);
-    out[2] = sum_lanes(l2);
-    out[3] = sum_lanes(l3);
-    for (; j < n; j++) {
-        out[0] += w[j] * x0[j];
-        out[1] += w[j] * x1[j];
-        out[2] += w[j] * x2[j];
-        out[3] += w[j] * x3[j];
+    const float *lanes[4] = {l0, l1, l2, l3};
+    for (int u = 0; u < 4; u++) {
+        out[u] = sum_lanes(lanes[u]);
+        for (int i = j; i < n; i++) out[u] += w[i] * x[u * stride + i];
     }
 }
 
-// dot_q8 of the four int8 rows w + u stride (scales w_scale + u stride / g), u = 0..3,
-// with one token's x, each as dot_q8 computes it, x loaded once for four. int8 times int16
-// summed into int32 is what compilers turn into x86 vpdpwssd or vpmaddwd, Arm smlal.
+// dot_q8 of the int8 rows w + u stride (scales w_scale + u stride / g), u = 0..3, with x, loaded
+// once for four. int8 times int16 summed into int32 becomes x86 vpdpwssd or vpmaddwd, Arm smlal.
 static void dot4_q8(float sum[4], const int8_t *w, const float *w_scale, size_t stride, const int16_t *x,
                     const float *x_scale, int n, int g) {
     for (int b = 0; b < n / g; b++)
@@ -1401,11 +1339,10 @@ static void dot4_q8(float sum[4], const int8_t *w, const float *w_scale, size_t 
 }
 
 // matmul_fast for blocks too short to pack (below), above all generating (n = 1). The
-// hardware prefetcher reads ahead in each stream of addresses it sees, but not far: many
-// far-apart streams hide more of memory's latency. So the matrix is cut into s parts of
-// q = ceil(rows / s) rows; stripe i (rows i, i + q, .., i + (s - 1) q) runs four rows at a
-// time, and a thread's run of stripes streams from every part. Measured against one
-// stream: q8_0 generation 1.9x with s = 8, f32 1.1x with s = 4 (its rows are 4x longer).
+// prefetcher reads ahead in each stream of addresses, but not far: many far-apart streams
+// hide more of memory's latency. So the matrix is cut into s parts of q = ceil(rows / s)
+// rows; stripe i (rows i, i + q, .., i + (s - 1) q) runs four rows at a time. Against one
+// stream: q8_0 generation 1.9x faster with s = 8, f32 1.1x with s = 4 (4x longer rows).
 static int stripes(const Matrix *W) { return W->q ? (W->rows + 7) / 8 : (W->rows + 3) / 4; }
 static void stripe_rows(const Projection *p, int stripe, const float *x, const int16_t *xq, const float *xs, int n) {
     const Matrix *W = p->W;
@@ -1430,16 +1367,13 @@ static void stripe_rows(const Projection *p, int stripe, const float *x, const i
         }
 }
 
-// Prefill. The block's activations are first packed transposed, xt (cols, PACK): the
-// PACK tokens' values of column j side by side. A tile of TILE_ROWS weight rows then runs
-// against all of them,
+// Prefill. The block's activations are packed transposed, xt (cols, PACK): the PACK
+// tokens' values of column j side by side. A tile of TILE_ROWS weight rows then runs
 //   acc[r][t] += w[r][j] * xt[j][t]     for j = 0 .. cols - 1,
-// each weight loaded once for PACK multiply-adds, into TILE_ROWS x PACK sums that stay
-// in vector registers: 3 vectors of tokens per row, 24 of AVX-512's 32 registers (the
-// Makefile asks for 512-bit vectors) or 12 of AVX2's 16 (Arm: 24 of 32). More sums than
-// registers spill to memory, 3x slower. Each sum goes over j in order, one multiply-add
-// at a time: exactly dot() of section 2, to the last bit (dot_lanes, for one token,
-// differs in rounding only).
+// each weight loaded once for PACK multiply-adds, into sums that stay in vector registers:
+// 3 vectors of tokens per row, 24 of AVX-512's 32 registers (the Makefile asks for 512-bit
+// vectors) or 12 of AVX2's 16 (Arm: 24 of 32); more would spill to memory, 3x slower.
+// Each sum goes over j in order, one multiply-add at a time: exactly dot() of section 2.
 #if defined(__AVX512F__)
 #define PACK 48
 #define TILE_ROWS 8
@@ -1474,8 +1408,7 @@ static void tile_madd(float acc[TILE_ROWS][PACK], const float *restrict w, size_
     }
 }
 
-// out[t * out_stride + r] = w_r . x_t for the TILE_ROWS rows w_r = w + r * cols and the
-// first n tokens of the packed block xt (cols, PACK).
+// out[t * out_stride + r] = w_r . x_t for the rows w_r = w + r cols and the first n tokens of xt.
 static void tile_f32(float *restrict out, size_t out_stride, const float *restrict w, int cols, const float *restrict xt,
                      int n) {
     float acc[TILE_ROWS][PACK] = {{0}};
@@ -1484,13 +1417,11 @@ static void tile_f32(float *restrict out, size_t out_stride, const float *restri
         for (int r = 0; r < TILE_ROWS; r++) out[(size_t)t * out_stride + r] = acc[r][t];
 }
 
-// q8_0 runs the same tile on the integer values as floats: each group's int8 weights are
-// first converted into wf (TILE_ROWS, g), in L1, for the PACK tokens to share. A product
-// of int8 values is at most 128 * 127 in size, and a group of at most 64 of them adds up
-// to less than 2^24, below which float represents every integer: so the float sums acc
-// are dot_q8's exact integer group sums, in whatever order. Each group then goes into the
-// result as in dot_q8, sum += acc * w_scale * x_scale: prefill and dot_q8 agree to the
-// last bit. xt holds the block's int8 activations as floats, xs their scales (n, cols/g).
+// q8_0 runs the same tile on the int8 values as floats, each group's weights converted
+// once into wf (TILE_ROWS, g) for the PACK tokens. A group's products (at most 128 * 127
+// each, at most 64 of them) add up to less than 2^24, where floats are exact integers: acc
+// is dot_q8's integer group sum, and the group goes into the result as there,
+// sum += acc * w_scale * x_scale, to the last bit. xs: the tokens' scales (n, cols / g).
 static void tile_q8(float *restrict out, size_t out_stride, const int8_t *restrict w, const float *restrict w_scales,
                     int cols, int g, const float *restrict xt, const float *restrict xs, int n) {
     int groups = cols / g;
@@ -1512,9 +1443,8 @@ static void tile_q8(float *restrict out, size_t out_stride, const int8_t *restri
 
 static int packed_tiles(const Matrix *W) { return (W->rows + TILE_ROWS - 1) / TILE_ROWS; }
 
-// Rows r0 .. r0 + TILE_ROWS - 1 of p's matrix (fewer at its end) against tokens
-// t0 .. t0 + n - 1 of x (their rows, cols), or for q8_0 xq and xs (see stripe_rows), which
-// xt holds packed.
+// Rows r0 .. r0 + TILE_ROWS - 1 of p's matrix (fewer at its end) against tokens t0 .. t0 + n - 1
+// of x (n, cols), or for q8_0 xq and xs (see stripe_rows), which xt holds packed.
 static void packed_rows(const Projection *p, int r0, const float *x, const int16_t *xq, const float *xs,
                         const float *xt, int t0, int n) {
     const Matrix *W = p->W;
@@ -1535,10 +1465,9 @@ static void packed_rows(const Projection *p, int r0, const float *x, const int16
         for (int i = r0; i < end; i++) out[(size_t)t * rows + i] += p->bias[i];
 }
 
-// matmul_fast for n >= PACK_MIN tokens (see packed_rows for x, xq, xs). xt: room for
-// the packed blocks, (ceil(n / PACK), cols, PACK). The threads pack the blocks, then
-// share the tiles of all projections; each tile runs against every block while its rows
-// (TILE_ROWS x cols) are in the L1 cache.
+// matmul_fast for n >= PACK_MIN tokens. xt: room for the packed blocks (ceil(n / PACK),
+// cols, PACK). The threads pack the blocks, then share the tiles of all projections; each
+// tile runs against every block while its rows are in the L1 cache.
 static void matmul_packed(const Projection *p, int count, const float *x, const int16_t *xq, const float *xs, int n,
                           float *xt) {
     int cols = p[0].W->cols, blocks = (n + PACK - 1) / PACK, tiles = 0;
@@ -1584,10 +1513,8 @@ static void matmul_fast(const Projection *p, int count, const float *x, int n, i
     }
 }
 
-// out = sum_j w_j v_j for the n vectors v_j = v + j * stride, d values each. Four at a
-// time: out[i] + w_j v_j[i] + ... is the same sequence of additions as four separate
-// passes, but out[i] is loaded and stored once, not four times (each pass would wait for
-// the previous one's store).
+// out = sum_j w_j v_j for the n vectors v_j = v + j * stride, d values each, four j at a
+// time: the additions of four passes, with out[i] loaded and stored once, not four times.
 static void weighted_sum(float *out, const float *w, const float *v, int n, int stride, int d) {
     memset(out, 0, (size_t)d * sizeof(float));
     int j = 0;
@@ -1604,9 +1531,8 @@ static void weighted_sum(float *out, const float *w, const float *v, int n, int 
 //   S = Q K^T  (PACK, keys): the keys are the weight rows, the queries the packed tokens
 //   P = softmax(S / sqrt(hd)), row t over the keys 0 .. pos + t only (causal)
 //   O = P V    (PACK, hd): V^T is the weight rows, P transposed the packed tokens.
-// Keys past a row's position get probability 0 and add nothing; every sum runs in the
-// order of the plain attention(), so the results are the same to the last bit. Keys and
-// values are copied in whole tiles, zero-padded: the tile reads TILE_ROWS rows at a time.
+// Keys past a row's position get probability 0 and add nothing; every sum runs in the order
+// of the plain attention(), to the last bit. Keys and values are copied zero-padded to whole tiles.
 static void attention_block(RunState *s, const Config *c, int layer, int n, int pos) {
     int hd = c->head_dim, q_dim = c->n_heads * hd, group = c->n_heads / c->n_kv_heads, packs = (n + PACK - 1) / PACK;
     size_t each = (size_t)(2 * PACK + 2 * hd) * (size_t)(s->seq_len + TILE_ROWS) + (size_t)hd * PACK;
@@ -1645,8 +1571,7 @@ static void attention_block(RunState *s, const Config *c, int layer, int n, int 
 // attention() with the heads shared among the threads, the scores of four keys at a
 // time (dot4) and the values summed four rows at a time; blocks of tokens as above.
 static void attention_fast(RunState *s, const Config *c, int layer, int n, int pos) {
-    int hd = c->head_dim, q_dim = c->n_heads * hd;
-    int group = c->n_heads / c->n_kv_heads;
+    int hd = c->head_dim, q_dim = c->n_heads * hd, group = c->n_heads / c->n_kv_heads;
     if (n >= PACK_MIN && hd % TILE_ROWS == 0) {
         attention_block(s, c, layer, n, pos);
         return;
