@@ -128,18 +128,23 @@ peaks=""
 for r in "${runs[@]}"; do
     cc=${r%%=*}
     [[ $cc == *@* ]] && continue  # a BENCH_BASELINE build: the same compiler as its row
-    for wide in "" -mprefer-vector-width=512; do
-        if [ -n "$wide" ] && ! "$cc" $flags $wide -E -x c /dev/null >/dev/null 2>&1; then
-            continue
-        fi
+    # run's own flags (the Makefile's CFLAGS and the vector width it adds where taken),
+    # then the widest vectors, unless run's flags ask for them already
+    own=$(make -s -n -B run CC="$cc" | grep -o -e '-mprefer-vector-width=[0-9]*' | head -n 1 || true)
+    variants=("$own")
+    # shellcheck disable=SC2086
+    if [ "$own" != -mprefer-vector-width=512 ] &&
+        "$cc" $flags -mprefer-vector-width=512 -E -x c /dev/null >/dev/null 2>&1; then
+        variants+=(-mprefer-vector-width=512)
+    fi
+    for i in "${!variants[@]}"; do
+        wide=${variants[$i]}
         # shellcheck disable=SC2086
         "$cc" $flags $wide -std=c11 -Wall -Wextra -fopenmp -o "$B/peak-$cc" bench/peak.c
         out=$("$B/peak-$cc" 0.05 2>/dev/null)
-        how=${wide:-"with run's flags"}
+        # tagged "gcc:1:63.2" for run's flags, "*:1:117.0" for the widest vectors
+        if [ "$i" = 0 ]; then how="with run's flags${wide:+ ($wide)}" tag=$cc; else how=$wide tag='*'; fi
         echo "$out" | sed "s/^/  $cc $how: /"
-        # "gcc:1:63.2" for run's flags, "*:1:117.0" for the widest vectors
-        tag=$cc
-        [ -n "$wide" ] && tag='*'
         peaks+=$(echo "$out" | sed -n "s/^threads=\([0-9]*\) GMACs=\([0-9.]*\).*/$tag:\1:\2,/p" | tr -d '\n')
     done
 done

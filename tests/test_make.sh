@@ -8,6 +8,8 @@
 set -u
 cd "$(dirname "$0")/.."
 source tests/lib.sh
+# `make test CC=clang` passes CC down to every make below: start as a user's shell does.
+unset MAKEFLAGS MFLAGS MAKELEVEL CC CFLAGS
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
