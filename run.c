@@ -1571,7 +1571,7 @@ static void attention_block(RunState *s, const Config *c, int layer, int n, int 
 // attention() with the heads shared among the threads, the scores of four keys at a
 // time (dot4) and the values summed four rows at a time; blocks of tokens as above.
 static void attention_fast(RunState *s, const Config *c, int layer, int n, int pos) {
-    int hd = c->head_dim, q_dim = c->n_heads * hd, group = c->n_heads / c->n_kv_heads;
+    int hd = c->head_dim, group = c->n_heads / c->n_kv_heads, q_dim = c->n_heads * hd;
     if (n >= PACK_MIN && hd % TILE_ROWS == 0) {
         attention_block(s, c, layer, n, pos);
         return;
