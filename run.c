@@ -1539,7 +1539,8 @@ static void attention_block(RunState *s, const Config *c, int layer, int n, int 
     if (!s->scratch) s->scratch = xcalloc((size_t)omp_get_max_threads() * each, sizeof(float));
     #pragma omp parallel for schedule(dynamic)
     for (int item = 0; item < c->n_heads * packs; item++) {
-        int h = item / packs, t0 = item % packs * PACK, m = n - t0 < PACK ? n - t0 : PACK;
+        int h = item / packs, t0 = item % packs * PACK, m = PACK;
+        if (n - t0 < PACK) m = n - t0;  // the last pack's tokens
         int len = pos + t0 + m, padded = (len + TILE_ROWS - 1) / TILE_ROWS * TILE_ROWS;  // keys used
         const float *keys = s->key_cache + cache_index(s, c, layer, h / group, 0);      // (seq_len, hd)
         const float *values = s->value_cache + cache_index(s, c, layer, h / group, 0);  // (seq_len, hd)
