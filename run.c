@@ -15,7 +15,7 @@
 //
 // Beside it: tokenizer.c (text <-> ids), format.c (the header table, the file checks),
 // util.c (errors, text, files, the operating system) and eval.c (perplexity, classify,
-// batches, --info). Build: `make` (OpenMP), `make noomp` or `make reference` (plain loops).
+// batches, --info, --help). Build: `make` (OpenMP), `make noomp` or `make reference`.
 
 #include <errno.h>
 #include <math.h>
