@@ -336,14 +336,13 @@ static void quantize_q8(int16_t *q, float *s, const float *x, int n, int g) {
     for (int b = 0; b < n / g; b++) {
         const float *xb = x + (size_t)b * g;
         float lane[8] = {0}, amax = 0.0f;  // the largest |x|: in 8 lanes side by side, then the rest
-        int i = 0;
-        for (; i + 8 <= g; i += 8)
+        for (int i = 0; i + 8 <= g; i += 8)
             for (int k = 0; k < 8; k++) lane[k] = fabsf(xb[i + k]) > lane[k] ? fabsf(xb[i + k]) : lane[k];
-        for (; i < g; i++) amax = fabsf(xb[i]) > amax ? fabsf(xb[i]) : amax;
+        for (int i = g / 8 * 8; i < g; i++) amax = fabsf(xb[i]) > amax ? fabsf(xb[i]) : amax;
         for (int k = 0; k < 8; k++) amax = lane[k] > amax ? lane[k] : amax;
         float scale = amax / 127.0f, inv = scale > 0.0f ? 1.0f / scale : 0.0f;
         s[b] = scale;
-        for (i = 0; i < g; i++) {
+        for (int i = 0; i < g; i++) {
             // Clamped, and NaN taken as 0: the float -> int conversion of NaN or of a
             // value out of range (a corrupt file's weights) is undefined behaviour.
             float v = xb[i] * inv;
@@ -1271,10 +1270,9 @@ int main(int argc, char **argv) {
 //
 // matmul and attention of sections 2 and 3, organised for the hardware: what `make`
 // builds (`make reference` leaves this section out). The results are the same with or
-// without OpenMP, and differ from the plain loops only in the order of some f32
-// additions: a generated token's dot products are added in 16 lanes here, in one
-// running sum there (a prompt's go in one running sum here too). The tests hold the two
-// builds, and a prompt in blocks against token by token, within a stated bound.
+// without OpenMP, and differ from the plain loops only in the order of some additions: a
+// generated token's dot products are added in 16 lanes here, in one running sum there (a
+// prompt's in one here too). The tests hold the two apart by a stated bound at most.
 #ifndef REFERENCE
 
 // Loops of fewer multiply-adds run on one thread: starting a parallel loop costs about a
@@ -1418,19 +1416,22 @@ static void tile_f32(float *restrict out, size_t out_stride, const float *restri
 }
 
 // q8_0 runs the same tile on the int8 values as floats, each group's weights converted
-// once into wf (TILE_ROWS, g) for the PACK tokens. A group's products (at most 128 * 127
-// each, at most 64 of them) add up to less than 2^24, where floats are exact integers: acc
-// is dot_q8's integer group sum, and the group goes into the result as there,
-// sum += acc * w_scale * x_scale, to the last bit. xs: the tokens' scales (n, cols / g).
+// once into wf (TILE_ROWS, g) for the PACK tokens, the next group's before this one's
+// products run (its loads from memory then overlap them). A group's products (at most
+// 128 * 127 each, at most 64 of them) add up to less than 2^24, where floats are exact
+// integers: acc is dot_q8's integer group sum, and the group goes into the result as
+// there, sum += acc * w_scale * x_scale, to the last bit. xs: the scales (n, cols / g).
 static void tile_q8(float *restrict out, size_t out_stride, const int8_t *restrict w, const float *restrict w_scales,
                     int cols, int g, const float *restrict xt, const float *restrict xs, int n) {
     int groups = cols / g;
-    float sum[TILE_ROWS][PACK] = {{0}}, x_scale[PACK] = {0}, wf[TILE_ROWS * 64];  // g <= 64 (format.c)
+    float sum[TILE_ROWS][PACK] = {{0}}, x_scale[PACK] = {0}, wf[2][TILE_ROWS * 64];  // g <= 64 (format.c)
+    for (int r = 0; r < TILE_ROWS; r++)
+        for (int j = 0; j < g; j++) wf[0][r * g + j] = (float)w[(size_t)r * cols + j];
     for (int b = 0; b < groups; b++) {
-        for (int r = 0; r < TILE_ROWS; r++)
-            for (int j = 0; j < g; j++) wf[r * g + j] = (float)w[(size_t)r * cols + (size_t)b * g + j];
+        for (int r = 0; r < TILE_ROWS && b + 1 < groups; r++)
+            for (int j = 0; j < g; j++) wf[(b + 1) % 2][r * g + j] = (float)w[(size_t)r * cols + (size_t)(b + 1) * g + j];
         float acc[TILE_ROWS][PACK] = {{0}};
-        tile_madd(acc, wf, (size_t)g, xt + (size_t)b * g * PACK, g);
+        tile_madd(acc, wf[b % 2], (size_t)g, xt + (size_t)b * g * PACK, g);
         for (int t = 0; t < n; t++) x_scale[t] = xs[(size_t)t * groups + b];
         for (int r = 0; r < TILE_ROWS; r++) {
             float w_scale = w_scales[(size_t)r * groups + b];
