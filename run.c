@@ -1425,11 +1425,10 @@ static void tile_q8(float *restrict out, size_t out_stride, const int8_t *restri
                     int cols, int g, const float *restrict xt, const float *restrict xs, int n) {
     int groups = cols / g;
     float sum[TILE_ROWS][PACK] = {{0}}, x_scale[PACK] = {0}, wf[2][TILE_ROWS * 64];  // g <= 64 (format.c)
-    for (int r = 0; r < TILE_ROWS; r++)
-        for (int j = 0; j < g; j++) wf[0][r * g + j] = (float)w[(size_t)r * cols + j];
-    for (int b = 0; b < groups; b++) {
+    for (int b = -1; b < groups; b++) {  // b = -1 only converts group 0
         for (int r = 0; r < TILE_ROWS && b + 1 < groups; r++)
             for (int j = 0; j < g; j++) wf[(b + 1) % 2][r * g + j] = (float)w[(size_t)r * cols + (size_t)(b + 1) * g + j];
+        if (b < 0) continue;
         float acc[TILE_ROWS][PACK] = {{0}};
         tile_madd(acc, wf[b % 2], (size_t)g, xt + (size_t)b * g * PACK, g);
         for (int t = 0; t < n; t++) x_scale[t] = xs[(size_t)t * groups + b];
