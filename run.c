@@ -1422,59 +1422,65 @@ static void tile_f32(float *restrict out, size_t out_stride, const float *restri
         for (int r = 0; r < rows; r++) out[(size_t)t * out_stride + r] = acc[r][t];
 }
 
-// q8_0 runs the same tile on the int8 values as floats, each group's weights converted
-// once into wf (TILE_ROWS, g) for the PACK tokens, the next group's before this one's
-// products run (its loads from memory then overlap them). A group's products (at most
-// 128 * 127 each, at most 64 of them) add up to less than 2^24, where floats are exact
-// integers: acc is dot_q8's integer group sum, and the group goes into the result as
-// there, sum += acc * w_scale * x_scale, to the last bit. xs: the scales (n, cols / g).
+// q8_0 runs the same tile on the int8 values as floats, converted once for all n tokens
+// (packs of PACK in xt, one after another) into wf, SPAN columns at a time: the next span
+// before this one's products, so that the loads from memory, many at once, overlap them.
+// A group's products (at most 128 * 127 each, at most 64 of them) add up to less than
+// 2^24, where floats are exact integers: acc is dot_q8's integer group sum, and the group
+// goes into the result as there, sum += acc * w_scale * x_scale, to the last bit.
+// xs: the scales (n, cols / g).
+#define SPAN 256  // 128: 5 % slower; 512, 1024: the same
 static void tile_q8(float *restrict out, size_t out_stride, const int8_t *restrict w, const float *restrict w_scales,
                     int cols, int g, const float *restrict xt, const float *restrict xs, int n) {
-    int groups = cols / g;
-    float sum[TILE_ROWS][PACK] = {{0}}, x_scale[PACK] = {0}, wf[2][TILE_ROWS * 64];  // g <= 64 (format.c)
-    for (int b = -1; b < groups; b++) {  // b = -1 only converts group 0
-        for (int r = 0; r < TILE_ROWS && b + 1 < groups; r++)
-            for (int j = 0; j < g; j++) wf[(b + 1) % 2][r * g + j] = (float)w[(size_t)r * cols + (size_t)(b + 1) * g + j];
-        if (b < 0) continue;
-        float acc[TILE_ROWS][PACK] = {{0}};
-        tile_madd(acc, wf[b % 2], (size_t)g, xt + (size_t)b * g * PACK, g);
-        for (int t = 0; t < n; t++) x_scale[t] = xs[(size_t)t * groups + b];
-        for (int r = 0; r < TILE_ROWS; r++) {
-            float w_scale = w_scales[(size_t)r * groups + b];
-            for (int t = 0; t < PACK; t++) sum[r][t] += acc[r][t] * w_scale * x_scale[t];
-        }
+    int groups = cols / g, packs = (n + PACK - 1) / PACK;
+    float sum[BATCH / PACK][TILE_ROWS][PACK] = {{{0}}}, x_scale[PACK], wf[2][TILE_ROWS * SPAN];
+    for (int j0 = -SPAN; j0 < cols; j0 += SPAN) {  // j0 = -SPAN only converts the first span
+        int next = j0 + SPAN, len = cols - next < SPAN ? cols - next : SPAN;
+        for (int r = 0; r < TILE_ROWS; r++)
+            for (int j = 0; j < len; j++) wf[next / SPAN % 2][r * SPAN + j] = (float)w[(size_t)r * cols + (size_t)next + j];
+        for (int b = j0 / g; j0 >= 0 && b < groups && b * g < next; b++)  // the groups of this span
+            for (int pack = 0; pack < packs; pack++) {
+                float acc[TILE_ROWS][PACK] = {{0}};
+                tile_madd(acc, wf[j0 / SPAN % 2] + (b * g - j0), SPAN, xt + ((size_t)pack * cols + (size_t)b * g) * PACK, g);
+                for (int t = 0; t < PACK; t++)
+                    x_scale[t] = pack * PACK + t < n ? xs[(size_t)(pack * PACK + t) * groups + b] : 0.0f;
+                for (int r = 0; r < TILE_ROWS; r++) {
+                    float w_scale = w_scales[(size_t)r * groups + b];
+                    for (int t = 0; t < PACK; t++) sum[pack][r][t] += acc[r][t] * w_scale * x_scale[t];
+                }
+            }
     }
     for (int t = 0; t < n; t++)
-        for (int r = 0; r < TILE_ROWS; r++) out[(size_t)t * out_stride + r] = sum[r][t];
+        for (int r = 0; r < TILE_ROWS; r++) out[(size_t)t * out_stride + r] = sum[t / PACK][r][t % PACK];
 }
 
 static int packed_tiles(const Matrix *W) { return (W->rows + TILE_ROWS - 1) / TILE_ROWS; }
 
-// Rows r0 .. r0 + TILE_ROWS - 1 of p's matrix (fewer at its end) against tokens t0 .. t0 + n - 1
-// of x (n, cols), or for q8_0 xq and xs (see stripe_rows), which xt holds packed.
+// Rows r0 .. r0 + TILE_ROWS - 1 of p's matrix (fewer at its end) against the n tokens of
+// x (n, cols), or for q8_0 xq and xs (see stripe_rows), which xt holds packed. The tile's
+// rows stay in the L1 cache from one pack to the next.
 static void packed_rows(const Projection *p, int r0, const float *x, const int16_t *xq, const float *xs,
-                        const float *xt, int t0, int n) {
+                        const float *xt, int n) {
     const Matrix *W = p->W;
     int rows = W->rows, cols = W->cols, g = W->group_size, end = r0 + TILE_ROWS < rows ? r0 + TILE_ROWS : rows;
-    float *out = p->out + (size_t)t0 * rows;
     if (end - r0 == TILE_ROWS && W->q)
-        tile_q8(out + r0, (size_t)rows, W->q + (size_t)r0 * cols, W->s + (size_t)r0 * (cols / g), cols, g, xt,
-                xs + (size_t)t0 * (cols / g), n);
+        tile_q8(p->out + r0, (size_t)rows, W->q + (size_t)r0 * cols, W->s + (size_t)r0 * (cols / g), cols, g, xt, xs, n);
     else if (end - r0 == TILE_ROWS)
-        tile_f32(out + r0, (size_t)rows, W->w + (size_t)r0 * cols, cols, xt, n, TILE_ROWS);
+        for (int t0 = 0; t0 < n; t0 += PACK)
+            tile_f32(p->out + (size_t)t0 * rows + r0, (size_t)rows, W->w + (size_t)r0 * cols, cols,
+                     xt + (size_t)t0 * cols, n - t0 < PACK ? n - t0 : PACK, TILE_ROWS);
     else  // the last rows of a matrix whose row count is not a multiple of TILE_ROWS
-        for (int t = t0; t < t0 + n; t++)
+        for (int t = 0; t < n; t++)
             for (int i = r0; i < end; i++)
-                out[(size_t)(t - t0) * rows + i] = W->q ? dot_q8(W->q + (size_t)i * cols, W->s + (size_t)i * (cols / g),
-                                                                 xq + (size_t)t * cols, xs + (size_t)t * (cols / g), cols, g)
-                                                        : dot(W->w + (size_t)i * cols, x + (size_t)t * cols, cols);
+                p->out[(size_t)t * rows + i] = W->q ? dot_q8(W->q + (size_t)i * cols, W->s + (size_t)i * (cols / g),
+                                                             xq + (size_t)t * cols, xs + (size_t)t * (cols / g), cols, g)
+                                                    : dot(W->w + (size_t)i * cols, x + (size_t)t * cols, cols);
     for (int t = 0; t < n && p->bias; t++)
-        for (int i = r0; i < end; i++) out[(size_t)t * rows + i] += p->bias[i];
+        for (int i = r0; i < end; i++) p->out[(size_t)t * rows + i] += p->bias[i];
 }
 
 // matmul_fast for n >= PACK_MIN tokens. xt: room for the packed blocks (ceil(n / PACK),
-// cols, PACK). The threads pack the blocks, then share the tiles of all projections; each
-// tile runs against every block while its rows are in the L1 cache.
+// cols, PACK). The threads pack the blocks, then share the tiles of all projections.
 static void matmul_packed(const Projection *p, int count, const float *x, const int16_t *xq, const float *xs, int n,
                           float *xt) {
     int cols = p[0].W->cols, blocks = (n + PACK - 1) / PACK, tiles = 0;
@@ -1489,9 +1495,7 @@ static void matmul_packed(const Projection *p, int count, const float *x, const 
         for (int tile = 0; tile < tiles; tile++) {
             int k = 0, first = tile;  // this tile is tile `first` of projection k
             while (first >= packed_tiles(p[k].W)) first -= packed_tiles(p[k].W), k++;
-            for (int b = 0; b < blocks; b++)
-                packed_rows(&p[k], first * TILE_ROWS, x, xq, xs, xt + (size_t)b * cols * PACK, b * PACK,
-                            n - b * PACK < PACK ? n - b * PACK : PACK);
+            packed_rows(&p[k], first * TILE_ROWS, x, xq, xs, xt, n);
         }
     }
 }
