@@ -1434,7 +1434,7 @@ static void tile_f32(float *restrict out, size_t out_stride, const float *restri
 static void tile_q8(float *restrict out, size_t out_stride, const int8_t *restrict w, const float *restrict w_scales,
                     int cols, int g, const float *restrict xt, const float *restrict xs, int n) {
     int groups = cols / g, packs = (n + PACK - 1) / PACK;
-    float sum[BATCH / PACK][TILE_ROWS][PACK] = {{{0}}}, x_scale[PACK], wf[2][TILE_ROWS * SPAN];
+    float sum[BATCH / PACK][TILE_ROWS][PACK], x_scale[PACK], wf[2][TILE_ROWS * SPAN];  // sum: set at b = 0
     for (int j0 = -SPAN; j0 < cols; j0 += SPAN) {  // j0 = -SPAN only converts the first span
         int next = j0 + SPAN, len = cols - next < SPAN ? cols - next : SPAN;
         for (int r = 0; r < TILE_ROWS; r++)
@@ -1446,8 +1446,8 @@ static void tile_q8(float *restrict out, size_t out_stride, const int8_t *restri
                 for (int t = 0; t < PACK; t++)
                     x_scale[t] = pack * PACK + t < n ? xs[(size_t)(pack * PACK + t) * groups + b] : 0.0f;
                 for (int r = 0; r < TILE_ROWS; r++) {
-                    float w_scale = w_scales[(size_t)r * groups + b];
-                    for (int t = 0; t < PACK; t++) sum[pack][r][t] += acc[r][t] * w_scale * x_scale[t];
+                    float w_scale = w_scales[(size_t)r * groups + b], *row = sum[pack][r];
+                    for (int t = 0; t < PACK; t++) row[t] = (b ? row[t] : 0.0f) + acc[r][t] * w_scale * x_scale[t];
                 }
             }
     }
