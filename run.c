@@ -1481,7 +1481,9 @@ static void packed_rows(const Projection *p, int r0, const float *x, const int16
 }
 
 // matmul_fast for n >= PACK_MIN tokens. xt: room for the packed blocks (ceil(n / PACK),
-// cols, PACK). The threads pack the blocks, then share the tiles of all projections.
+// cols, PACK). The threads pack the blocks, then share the tiles of all projections in
+// runs that shrink towards the end (guided), so that neither waits long for the other;
+// neighbouring tiles write the same cache lines of out, so they stay on one thread.
 static void matmul_packed(const Projection *p, int count, const float *x, const int16_t *xq, const float *xs, int n,
                           float *xt) {
     int cols = p[0].W->cols, blocks = (n + PACK - 1) / PACK, tiles = 0;
@@ -1492,7 +1494,7 @@ static void matmul_packed(const Projection *p, int count, const float *x, const 
         for (int b = 0; b < blocks; b++)
             pack_block(xt + (size_t)b * cols * PACK, x + (size_t)b * PACK * cols,
                        p[0].W->q ? xq + (size_t)b * PACK * cols : NULL, n - b * PACK < PACK ? n - b * PACK : PACK, cols);
-        #pragma omp for schedule(static)
+        #pragma omp for schedule(guided)
         for (int tile = 0; tile < tiles; tile++) {
             int k = 0, first = tile;  // this tile is tile `first` of projection k
             while (first >= packed_tiles(p[k].W)) first -= packed_tiles(p[k].W), k++;
