@@ -796,27 +796,8 @@ static int sample(Sampler *sm, const float *logits) {
 //   ChatML (SmolLM2, Qwen2.5): <|im_start|>role\ncontent<|im_end|>\n ... <|im_start|>assistant\n
 //   Llama 3: <|begin_of_text|><|start_header_id|>role<|end_header_id|>\n\ncontent<|eot_id|>
 //            ... <|start_header_id|>assistant<|end_header_id|>\n\n
-// Jinja's `trim`: the Llama 3 template strips the whitespace around every message.
-// Jinja's trim is Python's str.strip(), which removes the characters of str.isspace():
-// Unicode White_Space (tokenizer.c's CHAR_SPACE, e.g. U+00A0, U+3000) and U+001C..U+001F.
-static int is_python_space(const char *s, size_t n) {   // the character at s[0..n), n >= 1
-    uint32_t cp;
-    return utf8_decode_char(s, n, &cp) == (int)n && (char_class(cp) == CHAR_SPACE || (cp >= 0x1C && cp <= 0x1F));
-}
-
-static void text_append_trimmed(Text *t, const char *s) {
-    size_t n = strlen(s), len;
-    uint32_t cp;
-    while (n > 0 && (len = (size_t)utf8_decode_char(s, n, &cp)) > 0 && is_python_space(s, len)) s += len, n -= len;
-    for (;;) {   // from the end: back up to the start of the last character
-        size_t start = n;
-        while (start > 0 && n - start < 4 && ((unsigned char)s[start - 1] & 0xC0) == 0x80) start--;
-        if (start == 0 || !is_python_space(s + start - 1, n - start + 1)) break;
-        n = start - 1;
-    }
-    text_append(t, s, n);
-}
-
+// Jinja's `trim`: the Llama 3 template strips the whitespace around every message, as
+// Python's str.strip() (util.c's text_append_trimmed).
 static void render_turn(Text *out, const GenConfig *f, const char *system, const char *user,
                         int first, const char *date) {
     if (f->chat_template == CHAT_CHATML) {
@@ -1306,19 +1287,9 @@ static float sum_lanes(const float lane[LANES]) {
     return (s4[0] + s4[2]) + (s4[1] + s4[3]);
 }
 
-static float dot_lanes(const float *a, const float *b, int n) {
-    float lane[LANES] = {0};
-    int j = 0;
-    for (; j + LANES <= n; j += LANES)
-        for (int k = 0; k < LANES; k++) lane[k] += a[j + k] * b[j + k];
-    float sum = sum_lanes(lane);
-    for (; j < n; j++) sum += a[j] * b[j];
-    return sum;
-}
-
 // The dot products of w with the four vectors x + u stride, u = 0..3 (n values each), w
 // loaded once for four: four keys against a query (attention), four weight rows against
-// a token (stripe_rows). Each is computed exactly as dot_lanes() computes it.
+// a token (stripe_rows). Each in 16 lanes, added up by sum_lanes, then the last n % 16.
 static void dot4(float out[4], const float *w, const float *x, size_t stride, int n) {
     float l0[LANES] = {0}, l1[LANES] = {0}, l2[LANES] = {0}, l3[LANES] = {0};
     const float *x0 = x, *x1 = x + stride, *x2 = x + 2 * stride, *x3 = x + 3 * stride;
@@ -1368,7 +1339,7 @@ static void stripe_rows(const Projection *p, int stripe, const float *x, const i
             if (i + 3 * q >= rows)  // the last part is short: row by row
                 for (int u = 0, r = i; u < 4 && r < rows; u++, r += q)
                     o[u] = W->q ? dot_q8(W->q + (size_t)r * cols, W->s + (size_t)r * groups, xu, su, cols, g)
-                                : dot_lanes(W->w + (size_t)r * cols, xt, cols);
+                                : dot(W->w + (size_t)r * cols, xt, cols);
             else if (W->q && g == 64)  // the usual group size: as a constant, the group loop unrolls
                 dot4_q8(o, W->q + (size_t)i * cols, W->s + (size_t)i * groups, (size_t)q * cols, xu, su, cols, 64);
             else if (W->q)
@@ -1408,9 +1379,7 @@ static void pack_block(float *xt, const float *x, const int16_t *xq, int n, int 
     for (int j = 0; j < cols; j++)
         for (int t = 0; t < PACK; t++) {
             size_t at = (size_t)t * cols + j;
-            float v = 0.0f;
-            if (t < n) v = xq ? (float)xq[at] : x[at];
-            xt[(size_t)j * PACK + t] = v;
+            xt[(size_t)j * PACK + t] = t >= n ? 0.0f : xq ? (float)xq[at] : x[at];
         }
 }
 
@@ -1448,7 +1417,8 @@ static void tile_f32(float *restrict out, size_t out_stride, const float *restri
 static void tile_q8(float *restrict out, size_t out_stride, const int8_t *restrict w, const float *restrict w_scales,
                     int cols, int g, const float *restrict xt, const float *restrict xs, int n) {
     int groups = cols / g, packs = (n + PACK - 1) / PACK;
-    float sum[BATCH / PACK][TILE_ROWS][PACK], x_scale[PACK], wf[2][TILE_ROWS * SPAN];  // sum: set at b = 0
+    float sum[BATCH / PACK][TILE_ROWS][PACK], x_scale[PACK], wf[2][TILE_ROWS * SPAN];
+    memset(sum, 0, (size_t)packs * sizeof(sum[0]));  // the packs used
     for (int j0 = -SPAN; j0 < cols; j0 += SPAN) {  // j0 = -SPAN only converts the first span
         int next = j0 + SPAN, len = cols - next < SPAN ? cols - next : SPAN;
         for (int r = 0; r < TILE_ROWS; r++)
@@ -1461,7 +1431,7 @@ static void tile_q8(float *restrict out, size_t out_stride, const int8_t *restri
                     x_scale[t] = pack * PACK + t < n ? xs[(size_t)(pack * PACK + t) * groups + b] : 0.0f;
                 for (int r = 0; r < TILE_ROWS; r++) {
                     float w_scale = w_scales[(size_t)r * groups + b], *row = sum[pack][r];
-                    for (int t = 0; t < PACK; t++) row[t] = (b ? row[t] : 0.0f) + acc[r][t] * w_scale * x_scale[t];
+                    for (int t = 0; t < PACK; t++) row[t] += acc[r][t] * w_scale * x_scale[t];
                 }
             }
     }
@@ -1619,7 +1589,7 @@ static void attention_fast(RunState *s, const Config *c, int layer, int n, int p
             int last = pos + t;
             int j = 0;
             for (; j + 4 <= last + 1; j += 4) dot4(att + j, q, keys + (size_t)j * hd, (size_t)hd, hd);
-            for (; j <= last; j++) att[j] = dot_lanes(q, keys + (size_t)j * hd, hd);
+            for (; j <= last; j++) att[j] = dot(q, keys + (size_t)j * hd, hd);
             for (j = 0; j <= last; j++) att[j] *= scale;
             softmax(att, last + 1);
             weighted_sum(s->xb + (size_t)t * q_dim + (size_t)h * hd, att, values, last + 1, hd, hd);

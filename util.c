@@ -1,6 +1,6 @@
 // util.c: what run.c needs that is not about the model: errors, growable text, UTF-8
 // and JSON output, lines and files, bytes, and the few lines that differ between POSIX
-// and Windows. run.c includes it first.
+// and Windows. run.c includes it after tokenizer.c, whose UTF-8 decoder it uses.
 
 #include <ctype.h>
 #include <fcntl.h>
@@ -77,6 +77,27 @@ static void text_puts(Text *t, const char *s) { text_append(t, s, strlen(s)); }
 static void text_free(Text *t) {
     free(t->data);
     memset(t, 0, sizeof(*t));
+}
+
+// Python's str.strip() removes the characters of str.isspace(): Unicode White_Space
+// (tokenizer.c's CHAR_SPACE, e.g. U+00A0, U+3000) and U+001C..U+001F.
+static int is_python_space(const char *s, size_t n) {   // the character at s[0..n), n >= 1
+    uint32_t cp;
+    return utf8_decode_char(s, n, &cp) == (int)n && (char_class(cp) == CHAR_SPACE || (cp >= 0x1C && cp <= 0x1F));
+}
+
+// Appends s with the whitespace at both ends removed, as Python's s.strip() does.
+static void text_append_trimmed(Text *t, const char *s) {
+    size_t n = strlen(s), len;
+    uint32_t cp;
+    while (n > 0 && (len = (size_t)utf8_decode_char(s, n, &cp)) > 0 && is_python_space(s, len)) s += len, n -= len;
+    for (;;) {   // from the end: back up to the start of the last character
+        size_t start = n;
+        while (start > 0 && n - start < 4 && ((unsigned char)s[start - 1] & 0xC0) == 0x80) start--;
+        if (start == 0 || !is_python_space(s + start - 1, n - start + 1)) break;
+        n = start - 1;
+    }
+    text_append(t, s, n);
 }
 
 // Streams token bytes to a file as valid UTF-8: a token may end in the middle of a
