@@ -1,5 +1,5 @@
-// Unit tests of the pieces of run.c that need no model: the sampler, the UTF-8
-// streamer and the chat templates.
+// Unit tests of the pieces of run.c that need no model: exp_approx, the sampler, the
+// UTF-8 streamer and the chat templates.
 //
 //   test_units RENDERINGS.tsv UTF8.tsv
 //
