@@ -459,20 +459,20 @@ static void rope(float *x, int n, int n_heads, int head_dim, const float *cos_ta
     }
 }
 
-// e^x to 1.2 ulp, in plain arithmetic that the compiler vectorises: libm's expf is a
-// call per value, 5x slower in swiglu and the softmax of attention. With x = n ln2 + r, n
-// an integer and |r| <= ln2 / 2: e^x = 2^n e^r, e^r by its Taylor series to r^7 / 7! (the
-// rest is below 1e-8 of it), 2^n written straight into a float's exponent bits. ln2 comes
-// in two parts, the first short enough that n times it is exact. Past float range: 0, inf.
+// e^x to 1.2 ulp in plain arithmetic, which the compiler vectorises (libm's expf is a call
+// per value: 5x slower in swiglu and attention's softmax). e^x = 2^n e^r, n = round(x / ln2)
+// (adding 1.5 * 2^23 leaves no bits for a fraction; the cast rounds where floats are
+// computed in double, as by s390x's gcc 12), |r| <= ln2 / 2, e^r by its Taylor series to
+// r^7 / 7! (the rest is below 1e-8 of it), 2^n made in the exponent bits. ln2 comes in
+// two parts, the first short enough that n times it is exact. Past float range: 0, inf.
 static float exp_approx(float x) {
     float c = x > -87.0f ? (x < 88.0f ? x : 88.0f) : -87.0f;  // NaN too: n must be an int
-    float n = (c * 1.44269504f + 12582912.0f) - 12582912.0f;  // round(c / ln2): 1.5 * 2^23 drops the fraction
+    float n = (float)(c * 1.44269504f + 12582912.0f) - 12582912.0f;
     float r = (c - n * 0.693145752f) - n * 1.42860677e-6f;
     float e_r = 1 + r * (1 + r * (1 / 2.0f + r * (1 / 6.0f + r * (1 / 24.0f + r * (1 / 120.0f + r * (1 / 720.0f + r / 5040.0f))))));
-    int32_t bits = ((int32_t)n + 127) << 23;  // the exponent field of 2^n
-    float two_n;
-    memcpy(&two_n, &bits, sizeof(two_n));
-    return x < -87.0f ? 0.0f : x > 88.0f ? INFINITY : x == x ? e_r * two_n : x;
+    union { int32_t bits; float f; } two_n;
+    two_n.bits = ((int32_t)n + 127) << 23;  // 2^n: exponent n + 127, mantissa 0
+    return x < -87.0f ? 0.0f : x > 88.0f ? INFINITY : x == x ? e_r * two_n.f : x;
 }
 
 // softmax(x)_i = exp(x_i - max) / sum_j exp(x_j - max); the max keeps exp from overflowing.
