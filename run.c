@@ -1374,11 +1374,11 @@ _Static_assert(BATCH % PACK == 0, "RunState.xs has room for the packed tokens of
 // that straddles two lines costs two, and calloc's 16-byte alignment made prefill 1.2x slower.
 static float *line_aligned(float *p) { return (float *)(((uintptr_t)p + 63) / 64 * 64); }
 
-// xt (cols, PACK) <- x (n, cols), or xq (n, cols) unless NULL; tokens n .. PACK-1 are 0.
-static void pack_block(float *xt, const float *x, const int16_t *xq, int n, int cols) {
+// xt (cols, PACK) <- the n rows x + t stride (or xq's unless NULL) of cols values; tokens n.. are 0.
+static void pack_block(float *xt, const float *x, const int16_t *xq, int n, int cols, size_t stride) {
     for (int j = 0; j < cols; j++)
         for (int t = 0; t < PACK; t++) {
-            size_t at = (size_t)t * cols + j;
+            size_t at = (size_t)t * stride + j;
             xt[(size_t)j * PACK + t] = t >= n ? 0.0f : xq ? (float)xq[at] : x[at];
         }
 }
@@ -1477,7 +1477,8 @@ static void matmul_packed(const Projection *p, int count, const float *x, const 
         #pragma omp for schedule(static)
         for (int b = 0; b < blocks; b++)
             pack_block(xt + (size_t)b * cols * PACK, x + (size_t)b * PACK * cols,
-                       p[0].W->q ? xq + (size_t)b * PACK * cols : NULL, n - b * PACK < PACK ? n - b * PACK : PACK, cols);
+                       p[0].W->q ? xq + (size_t)b * PACK * cols : NULL, n - b * PACK < PACK ? n - b * PACK : PACK, cols,
+                       (size_t)cols);
         #pragma omp for schedule(guided)
         for (int tile = 0; tile < tiles; tile++) {
             int k = 0, first = tile;  // this tile is tile `first` of projection k
@@ -1548,8 +1549,7 @@ static void attention_block(RunState *s, const Config *c, int layer, int n, int 
         float *kt = pt + (size_t)padded * PACK;             // (padded, hd) the keys
         float *vt = kt + (size_t)padded * hd;               // (hd_padded, padded) V^T
         float *S = vt + (size_t)hd_padded * padded;         // (PACK, padded) S, then P
-        for (int i = 0; i < hd; i++)
-            for (int t = 0; t < PACK; t++) qt[i * PACK + t] = t < m ? s->q[(size_t)(t0 + t) * q_dim + (size_t)h * hd + i] : 0.0f;
+        pack_block(qt, s->q + (size_t)t0 * q_dim + (size_t)h * hd, NULL, m, hd, (size_t)q_dim);
         for (int j = 0; j < padded; j++)
             for (int i = 0; i < hd_padded; i++) {
                 if (i < hd) kt[(size_t)j * hd + i] = j < len ? keys[(size_t)j * hd + i] : 0.0f;
